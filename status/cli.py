@@ -1,0 +1,291 @@
+"""`siaran` entry point: init, serve, demo, migrate, check-config, token create|list|revoke; thin.
+
+Results a script may capture go to stdout (a new token, alone); everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from status import __version__, db, tokens
+from status.clock import SystemClock
+from status.config import Config, ConfigError, database_url, load_config, load_config_text
+from status.services import build_services
+from status.web.app import create_app
+
+log = logging.getLogger("siaran")
+DEMO_DIR = Path(__file__).parent / "demo"
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO, and a Bot API URL contains the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _default_config() -> str:
+    return os.environ.get("SIARAN_CONFIG", "siaran.toml")
+
+
+def _extra_tables() -> tuple[str, ...]:
+    """Top-level tables owned by broadcasters (each parses its own)."""
+    return ()
+
+
+def _load(path: str) -> Config:
+    return load_config(path, extra_tables=_extra_tables())
+
+
+async def _serve(
+    config: Config, host: str, port: int, *, extra: Sequence[uvicorn.Server] = ()
+) -> None:
+    engine = db.make_engine(database_url(config, os.environ))
+    try:
+        await db.migrate(engine)
+        clock = SystemClock()
+        services = build_services(config, engine, clock)
+        async with services.core.transaction() as tx:
+            await services.core.sync_components(tx)
+        app = create_app(services)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+                proxy_headers=True,
+                server_header=False,
+            )
+        )
+        log.info("serving %s on http://%s:%d", config.site.name, host, port)
+        await asyncio.gather(server.serve(), *(s.serve() for s in extra))
+    finally:
+        await engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    asyncio.run(_serve(config, args.host, args.port))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+
+    async def run() -> None:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(
+        f"{args.config}: ok ({len(config.components)} components, {len(config.branches)} "
+        f"branches, {len(config.checks)} checks)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.config)
+    if target.exists() and not args.force:
+        print(f"{target} already exists; use --force to overwrite it", file=sys.stderr)
+        return 1
+    target.write_text((DEMO_DIR / "starter.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"wrote {target}; edit it, then run: siaran serve --config {target}", file=sys.stderr)
+    return 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def demo_config(simulator_url: str, public_url: str, database: str) -> Config:
+    text = (DEMO_DIR / "demo.toml").read_text(encoding="utf-8")
+    text = text.replace("{simulator}", simulator_url).replace("{public_url}", public_url)
+    text = text.replace("sqlite:///siaran-demo.db", database)
+    return load_config_text(text, "<demo>", extra_tables=_extra_tables())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from status.demo.simulator import DEMO_SCRIPT, create_simulator
+
+    clock = SystemClock()
+    sim_port = _free_port(args.host)
+    sim_url = f"http://{args.host}:{sim_port}"
+    public_url = f"http://{args.host}:{args.port}"
+    config = demo_config(sim_url, public_url, os.environ.get("SIARAN_DATABASE_URL", args.database))
+    simulator = uvicorn.Server(
+        uvicorn.Config(
+            create_simulator(clock, DEMO_SCRIPT),
+            host=args.host,
+            port=sim_port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+        )
+    )
+
+    async def run() -> None:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+            _info, secret = await tokens.create_token(engine, "demo admin", ("admin",), clock.now())
+        finally:
+            await engine.dispose()
+        print(
+            f"\n  Siaran demo: {public_url}/api/v2/summary.json\n"
+            f"  upstream simulator (take services down, stall queues): {sim_url}/\n"
+            f"  demo admin token: {secret}\n"
+            f"  try: curl -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' "
+            f'-d \'{{"name":"Loket tutup","body":"Loket e-Meterai tutup sementara.",'
+            f'"components":{{"kcu-medan":"partial_outage"}}}}\' {public_url}/api/v1/incidents\n',
+            file=sys.stderr,
+        )
+        await _serve(config, args.host, args.port, extra=[simulator])
+
+    asyncio.run(run())
+    return 0
+
+
+def _token_config(args: argparse.Namespace) -> Config:
+    if os.environ.get("SIARAN_DATABASE_URL") and not Path(args.config).exists():
+        return Config()  # a database URL alone is enough for token commands
+    return _load(args.config)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    config = _token_config(args)
+    clock = SystemClock()
+
+    async def run() -> int:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+            if args.action == "create":
+                try:
+                    scopes = tokens.parse_scopes(args.scope, (b.id for b in config.branches))
+                    info, secret = await tokens.create_token(engine, args.name, scopes, clock.now())
+                except ValueError as exc:
+                    print(f"siaran token create: {exc}", file=sys.stderr)
+                    return 2
+                print(
+                    f'created token {info.id} "{info.name}" with scope {",".join(scopes)}; '
+                    "it is shown once, below on stdout",
+                    file=sys.stderr,
+                )
+                print(secret)
+            elif args.action == "list":
+                for t in await tokens.list_tokens(engine):
+                    state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}Z" if t.revoked_at else "active"
+                    used = f"{t.last_used_at:%Y-%m-%d %H:%M}Z" if t.last_used_at else "never"
+                    print(f"{t.id}\t{t.name}\t{','.join(t.scopes)}\t{state}\tlast used {used}")
+            else:
+                try:
+                    revoked = await tokens.revoke_token(engine, args.token, clock.now())
+                except ValueError as exc:
+                    print(f"siaran token revoke: {exc}", file=sys.stderr)
+                    return 2
+                if not revoked:
+                    print(f'no active token "{args.token}"', file=sys.stderr)
+                    return 1
+                print(f"revoked {', '.join(revoked)}", file=sys.stderr)
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siaran",
+        description="Status service for e-Meterai and the post-office branches that sell it.",
+    )
+    parser.add_argument("--version", action="version", version=f"siaran {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config",
+            default=_default_config(),
+            help="TOML config file (default: $SIARAN_CONFIG or ./siaran.toml)",
+        )
+        return p
+
+    p = with_config(sub.add_parser("init", help="write a commented starter config"))
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = with_config(sub.add_parser("serve", help="run the API, prober and dispatcher"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="serve a built-in demo with a simulated upstream and queues")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--database", default="sqlite:///siaran-demo.db")
+    p.set_defaults(func=cmd_demo)
+
+    p = with_config(sub.add_parser("migrate", help="apply database migrations"))
+    p.set_defaults(func=cmd_migrate)
+
+    p = with_config(sub.add_parser("check-config", help="validate the config and exit"))
+    p.set_defaults(func=cmd_check_config)
+
+    token = sub.add_parser("token", help="staff API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    p = with_config(
+        token_sub.add_parser("create", help="create a token; prints it alone on stdout")
+    )
+    p.add_argument("--name", required=True)
+    p.add_argument("--scope", required=True, help='"admin" or "branch:<id>[,branch:<id>]"')
+    p.set_defaults(func=cmd_token)
+    p = with_config(token_sub.add_parser("list", help="list tokens (never their secrets)"))
+    p.set_defaults(func=cmd_token)
+    p = with_config(token_sub.add_parser("revoke", help="revoke a token by id or name"))
+    p.add_argument("token")
+    p.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"siaran: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,57 @@
+"""append(event) inside core's transaction; follow(after_id) for readers; lease/ack arrive with the dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from status import db
+from status.model import Event
+from status.schema import events
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    at: datetime,
+    incident_id: str | None,
+    component_ids: Iterable[str],
+    payload: Mapping[str, Any],
+) -> int:
+    """Write one event in the caller's transaction; it exists exactly when the change does."""
+    result = await conn.execute(
+        insert(events)
+        .values(
+            kind=kind,
+            created_at=at,
+            incident_id=incident_id,
+            component_ids=sorted(set(component_ids)),
+            payload=dict(payload),
+        )
+        .returning(events.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        row.id, row.kind, row.created_at, row.incident_id, tuple(row.component_ids), row.payload
+    )
+
+
+async def follow(engine: AsyncEngine, after_id: int, *, limit: int = 500) -> list[Event]:
+    """Events with id > after_id, oldest first."""
+    async with db.read(engine) as conn:
+        rows = await conn.execute(
+            select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        )
+        return [_event(r) for r in rows]
+
+
+async def latest_id(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())

@@ -1,0 +1,174 @@
+"""SQLAlchemy Core tables on one MetaData; Alembic autogenerates from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)  # noqa: S101 - the column type guarantees it
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Ids are config slugs (components) or 12-character random ids (incidents, as Statuspage's).
+ID = String(64)
+
+components = Table(
+    "components",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("group_name", String(200), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("kind", String(16), nullable=False),
+    Column("position", Integer, nullable=False, default=0),
+    Column("status", String(32), nullable=False),
+    Column("reported_status", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # Components removed from the config keep their history but leave the page.
+    Column("removed_at", UTCDateTime, nullable=True),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("impact", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("monitoring_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("scheduled_for", UTCDateTime, nullable=True),
+    Column("scheduled_until", UTCDateTime, nullable=True),
+    Column("auto_transition", Boolean, nullable=False, default=False),
+    Column("origin", String(16), nullable=False, default="staff"),
+    Column("is_open", Boolean, nullable=False),
+    Index("ix_incidents_open_kind", "is_open", "kind"),
+    Index("ix_incidents_created_at", "created_at"),
+)
+
+incident_components = Table(
+    "incident_components",
+    metadata,
+    Column("incident_id", ID, ForeignKey("incidents.id"), primary_key=True),
+    Column("component_id", ID, ForeignKey("components.id"), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("position", Integer, nullable=False, default=0),
+    Index("ix_incident_components_component", "component_id"),
+)
+
+incident_updates = Table(
+    "incident_updates",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("incident_id", ID, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("display_at", UTCDateTime, nullable=False),
+    Column("affected_components", JSON, nullable=False),
+    Column("author", String(200), nullable=False, default=""),
+)
+
+# The outbox: one row per committed change, written in the change's own transaction.
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("incident_id", ID, nullable=True),
+    Column("component_ids", JSON, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    # sha256 of the token: tokens carry 256 random bits, so a fast hash cannot be brute-forced.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(100), nullable=False),
+    Column("token_id", String(16), nullable=True),
+    Column("action", String(60), nullable=False),
+    Column("target", String(200), nullable=False, default=""),
+    Column("outcome", String(16), nullable=False),
+    Column("remote_addr", String(64), nullable=False, default=""),
+    Column("user_agent", String(300), nullable=False, default=""),
+    Column("detail", JSON, nullable=False),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,31 @@
+"""Services: the wired objects one running instance shares (built in one place, cli → create_app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from status.clock import Clock
+from status.config import Config
+from status.core import Core
+from status.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: Config
+    engine: AsyncEngine
+    clock: Clock
+    core: Core
+    snapshot: Snapshot
+
+
+def build_services(config: Config, engine: AsyncEngine, clock: Clock) -> Services:
+    """Wire the core and the snapshot with every public renderer; the one place this happens."""
+    from status.render.documents import NEXT_CHANGES, RENDERERS
+
+    core = Core(engine, clock, config)
+    snapshot = Snapshot(engine, clock, config, list(RENDERERS), next_changes=list(NEXT_CHANGES))
+    core.on_commit(snapshot.on_commit)
+    return Services(config, engine, clock, core, snapshot)

@@ -1,0 +1,169 @@
+"""Every instance follows the event log and rebuilds renderings; serves bytes + ETag + Last-Modified.
+
+Public reads never touch the database: a rebuild happens when this process commits a change
+(on_commit), when another instance's event appears (polled), or when time alone changes
+what is true (a branch opens, a maintenance window starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from status import db, store
+from status.clock import Clock
+from status.config import Config
+from status.model import State
+from status.schema import events
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json; charset=utf-8"
+# Short enough that news spreads within seconds; stale-while-revalidate lets a CDN or browser
+# keep answering from cache while one request refreshes it, which is what survives a rush.
+PUBLIC_CACHE = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """One public response, prepared once per change."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: datetime
+    content_type: str
+
+    @property
+    def last_modified_http(self) -> str:
+        return format_datetime(self.last_modified, usegmt=True)
+
+
+def make_rendering(body: bytes, content_type: str, last_modified: datetime) -> Rendering:
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    # mtime=0 keeps the gzip bytes a pure function of the body (same ETag → same bytes).
+    return Rendering(
+        body,
+        gzip.compress(body, 6, mtime=0),
+        etag,
+        last_modified.replace(microsecond=0),
+        content_type,
+    )
+
+
+def dump_json(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# A renderer turns one loaded state into documents: path → (body, content type).
+Renderer = Callable[[State, Config, datetime], Mapping[str, tuple[bytes, str]]]
+# Tells when time alone will change some rendering (None = never).
+NextChange = Callable[[Config, State, datetime], datetime | None]
+
+
+class Snapshot:
+    """The public site in memory: path → Rendering, swapped whole on each rebuild."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        config: Config,
+        renderers: list[Renderer],
+        *,
+        next_changes: list[NextChange] | None = None,
+        poll_every: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self._engine, self._clock, self._config = engine, clock, config
+        self._renderers = renderers
+        self._next_changes = next_changes or []
+        self._poll_every = poll_every
+        self._files: dict[str, Rendering] = {}
+        self._lock = asyncio.Lock()
+        self._built_event = -1
+        self._state: State | None = None
+        self._next_time_change: datetime | None = None
+
+    @property
+    def files(self) -> Mapping[str, Rendering]:
+        return self._files
+
+    @property
+    def state(self) -> State | None:
+        return self._state
+
+    @property
+    def event_id(self) -> int:
+        return self._built_event
+
+    def get(self, path: str) -> Rendering | None:
+        return self._files.get(path)
+
+    async def refresh(self, *, at_least: int = 0, force: bool = False) -> None:
+        """Rebuild unless what is built already covers event `at_least`."""
+        async with self._lock:
+            if not force and self._built_event >= at_least and self._built_event >= 0:
+                return
+            now = self._clock.now()
+            async with db.read(self._engine) as conn:
+                state = await store.load_state(conn, now)
+            self._install(state, now)
+
+    def _install(self, state: State, now: datetime) -> None:
+        files: dict[str, Rendering] = {}
+        for renderer in self._renderers:
+            for path, (body, content_type) in renderer(state, self._config, now).items():
+                previous = self._files.get(path)
+                if previous is not None and previous.body == body:
+                    files[path] = previous  # unchanged: keep its ETag and Last-Modified
+                else:
+                    files[path] = make_rendering(
+                        body,
+                        content_type,
+                        max(state.last_change_at, now)
+                        if previous is not None
+                        else state.last_change_at,
+                    )
+        self._files = files
+        self._state = state
+        self._built_event = state.last_event_id
+        times = [f(self._config, state, now) for f in self._next_changes]
+        self._next_time_change = min((t for t in times if t is not None), default=None)
+
+    async def on_commit(self, event_id: int) -> None:
+        """Core listener: rebuild now, so a writer's next read shows its change."""
+        await self.refresh(at_least=event_id)
+
+    async def run(self) -> None:
+        """Follow other instances' events and the clock; runs until cancelled."""
+        while True:
+            wake = self._clock.now() + self._poll_every
+            if self._next_time_change is not None:
+                wake = min(wake, self._next_time_change)
+            await self._clock.sleep_until(wake)
+            try:
+                async with db.read(self._engine) as conn:
+                    newest = int(
+                        (
+                            await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))
+                        ).scalar_one()
+                    )
+                due = (
+                    self._next_time_change is not None
+                    and self._clock.now() >= self._next_time_change
+                )
+                if newest > self._built_event or due:
+                    await self.refresh(at_least=newest, force=due)
+            except Exception:  # the loop must outlive a database hiccup; the next poll retries
+                log.exception("snapshot refresh failed; serving the previous renderings")

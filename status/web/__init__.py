@@ -1,0 +1,1 @@
+"""HTTP: the public read side, the staff API and the app that holds them."""

@@ -1,0 +1,43 @@
+"""create_app(services) → ASGI app: routes list, exception handlers, lifespan; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from status.scheduler import run_schedule
+from status.services import Services
+from status.web import public, staff
+from status.web.errors import HANDLERS
+from status.web.public import PublicFiles
+
+
+def create_app(services: Services, *, background: bool = True) -> ASGIApp:
+    """The whole HTTP side. `background=False` leaves out the loops (tests drive them)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await services.snapshot.refresh(force=True)
+        if not background:
+            yield
+            return
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(services.snapshot.run(), name="snapshot"),
+                group.create_task(run_schedule(services.core, services.clock), name="schedule"),
+            ]
+            yield
+            for task in tasks:
+                task.cancel()
+
+    app = Starlette(
+        routes=[*public.routes, *staff.routes],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return PublicFiles(app, services.snapshot)

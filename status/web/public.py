@@ -1,0 +1,128 @@
+"""GET endpoints that serve bytes from the snapshot (v2 JSON, branches, OpenAPI), and /healthz.
+
+`PublicFiles` is a plain ASGI callable in front of the Starlette app: a GET for a path the
+snapshot holds is answered from memory without routing, middleware or the database (the
+rush-hour path); everything else passes through.
+"""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from status import db
+from status.render.statuspage import iso
+from status.services import Services
+from status.snapshot import PUBLIC_CACHE, Rendering, Snapshot
+
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-allow-headers", b"If-None-Match, If-Modified-Since, Accept-Language"),
+    (b"access-control-expose-headers", b"ETag, Last-Modified"),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    if if_none_match.strip() == "*":
+        return True
+    weak_free = etag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == weak_free for t in if_none_match.split(","))
+
+
+def _not_modified_since(value: str, rendering: Rendering) -> bool:
+    try:
+        since = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return since.tzinfo is not None and rendering.last_modified <= since
+
+
+class PublicFiles:
+    def __init__(self, app: ASGIApp, snapshot: Snapshot) -> None:
+        self.app, self.snapshot = app, snapshot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            rendering = self.snapshot.get(scope["path"])
+            if rendering is not None:
+                method = scope["method"]
+                if method in ("GET", "HEAD"):
+                    await self._serve(rendering, scope, send, head=method == "HEAD")
+                    return
+                if method == "OPTIONS":
+                    await _send(send, 204, list(_CORS), b"")
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, r: Rendering, scope: Scope, send: Send, *, head: bool) -> None:
+        inm = ims = None
+        gzip_ok = False
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                inm = value.decode("latin-1")
+            elif name == b"if-modified-since":
+                ims = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                gzip_ok = b"gzip" in value
+        headers = [
+            (b"etag", r.etag.encode()),
+            (b"last-modified", r.last_modified_http.encode()),
+            (b"cache-control", PUBLIC_CACHE.encode()),
+            (b"vary", b"Accept-Encoding"),
+            *_CORS[:1],
+            *_CORS[3:4],
+        ]
+        # RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
+        fresh = (
+            _matches(inm, r.etag)
+            if inm is not None
+            else (ims is not None and _not_modified_since(ims, r))
+        )
+        if fresh:
+            await _send(send, 304, headers, b"")
+            return
+        body = r.gzipped if gzip_ok else r.body
+        headers.append((b"content-type", r.content_type.encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if gzip_ok:
+            headers.append((b"content-encoding", b"gzip"))
+        await _send(send, 200, headers, b"" if head else body)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers and the snapshot is built; 503 otherwise (for load balancers)."""
+    services: Services = request.app.state.services
+    database = "ok"
+    try:
+        async with db.read(services.engine) as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database is the answer, not an error
+        database = "unreachable"
+    state = services.snapshot.state
+    ok = database == "ok" and state is not None
+    return JSONResponse(
+        {
+            "status": "ok" if ok else "unavailable",
+            "database": database,
+            "snapshot_event_id": services.snapshot.event_id,
+            "snapshot_built_at": iso(state.loaded_at) if state else None,
+        },
+        status_code=200 if ok else 503,
+        headers={"cache-control": "no-store"},
+    )
+
+
+routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]

@@ -1,0 +1,204 @@
+"""/api/v1 writes: parse body → core command → JSON; Idempotency-Key; scope refusals audited."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from status import db, store, tokens
+from status.core import Tx
+from status.errors import ScopeError
+from status.model import Actor, Incident
+from status.render.statuspage import build_incident, iso
+from status.services import Services
+from status.web import bodies, idempotency
+from status.web.auth import authenticate, require_admin
+from status.web.errors import APIError
+
+Action = Callable[[Services, Tx, dict[str, Any], Actor, Request], Awaitable[Incident]]
+AUDIT_PAGE_MAX = 500
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _incident_json(services: Services, incident: Incident, comps: dict[str, Any]) -> str:
+    doc = build_incident(incident, comps, services.config.site)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _write(request: Request, action: Action, status: int = 201) -> Response:
+    """Authenticate, read the body, then do the change and its idempotency record in one transaction."""
+    services = _services(request)
+    async with db.read(services.engine) as conn:
+        actor = await authenticate(request, conn)
+    key = idempotency.key_of(request)
+    doc = await bodies.read_json(request)
+    print_ = idempotency.fingerprint(
+        request, json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()
+    )
+    try:
+        async with services.core.transaction() as tx:
+            if key is not None:
+                assert actor.token_id is not None  # noqa: S101 - staff actors always carry one
+                replay = await idempotency.find(tx.conn, actor.token_id, key, print_)
+                if replay is not None:
+                    return Response(
+                        replay.body,
+                        replay.status,
+                        media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+            await tokens.touch(tx.conn, actor.token_id, tx.now)
+            incident = await action(services, tx, doc, actor, request)
+            comps = {c.id: c for c in await store.load_components(tx.conn, include_removed=True)}
+            body = _incident_json(services, incident, comps)
+            if key is not None and actor.token_id is not None:
+                await idempotency.remember(
+                    tx.conn, actor.token_id, key, print_, status, body, tx.now
+                )
+    except ScopeError as refused:
+        await services.core.record_denial(actor, refused)
+        raise
+    except IntegrityError:
+        # Two requests with one key raced: the loser's transaction rolled back whole; answer
+        # with what the winner stored.
+        if key is None or actor.token_id is None:
+            raise
+        async with db.read(services.engine) as conn:
+            replay = await idempotency.find(conn, actor.token_id, key, print_)
+        if replay is None:
+            raise
+        return Response(
+            replay.body,
+            replay.status,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    return Response(body, status, media_type="application/json")
+
+
+async def _create_incident(
+    s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _r: Request
+) -> Incident:
+    return await s.core.create_incident(tx, bodies.parse_new_incident(doc), actor)
+
+
+async def _add_update(
+    s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
+) -> Incident:
+    incident_id = request.path_params["incident_id"]
+    return await s.core.add_update(tx, incident_id, bodies.parse_new_update(doc), actor)
+
+
+async def _schedule(
+    s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _r: Request
+) -> Incident:
+    return await s.core.schedule_maintenance(tx, bodies.parse_new_maintenance(doc), actor)
+
+
+async def _update_maintenance(
+    s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
+) -> Incident:
+    incident_id = request.path_params["incident_id"]
+    return await s.core.update_maintenance(
+        tx, incident_id, bodies.parse_maintenance_update(doc), actor
+    )
+
+
+async def create_incident(request: Request) -> Response:
+    return await _write(request, _create_incident)
+
+
+async def add_update(request: Request) -> Response:
+    return await _write(request, _add_update)
+
+
+async def create_maintenance(request: Request) -> Response:
+    return await _write(request, _schedule)
+
+
+async def update_maintenance(request: Request) -> Response:
+    return await _write(request, _update_maintenance)
+
+
+async def get_incident(request: Request) -> Response:
+    services = _services(request)
+    async with db.read(services.engine) as conn:
+        await authenticate(request, conn)
+        incident = await store.load_incident(conn, request.path_params["incident_id"])
+        if incident is None:
+            raise APIError(
+                404, "not_found", f'no incident with id "{request.path_params["incident_id"]}"'
+            )
+        comps = {c.id: c for c in await store.load_components(conn, include_removed=True)}
+    return Response(_incident_json(services, incident, comps), media_type="application/json")
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise APIError(
+            400, "invalid", f'"{name}" must be a whole number from {low} to {high}', field=name
+        )
+    return int(raw)
+
+
+async def list_audit(request: Request) -> Response:
+    services = _services(request)
+    limit = _int_param(request, "limit", 100, 1, AUDIT_PAGE_MAX) or 100
+    before = _int_param(request, "before", None, 1, 2**62)
+    async with db.read(services.engine) as conn:
+        actor = await authenticate(request, conn)
+        require_admin(actor)
+        entries = await store.load_audit(conn, limit=limit, before_id=before)
+    return JSONResponse(
+        {
+            "entries": [
+                {
+                    "id": e.id,
+                    "at": iso(e.at),
+                    "actor": e.actor,
+                    "token_id": e.token_id,
+                    "action": e.action,
+                    "target": e.target,
+                    "outcome": e.outcome,
+                    "remote_addr": e.remote_addr,
+                    "user_agent": e.user_agent,
+                    "detail": e.detail,
+                }
+                for e in entries
+            ],
+            "next_before": entries[-1].id if len(entries) == limit else None,
+        }
+    )
+
+
+async def whoami(request: Request) -> Response:
+    services = _services(request)
+    async with db.read(services.engine) as conn:
+        actor = await authenticate(request, conn)
+    return JSONResponse(
+        {"name": actor.name, "token_id": actor.token_id, "scopes": list(actor.scopes)}
+    )
+
+
+routes = [
+    Route("/api/v1/incidents", create_incident, methods=["POST"]),
+    Route("/api/v1/incidents/{incident_id}", get_incident, methods=["GET"]),
+    Route("/api/v1/incidents/{incident_id}/updates", add_update, methods=["POST"]),
+    Route("/api/v1/maintenances", create_maintenance, methods=["POST"]),
+    Route("/api/v1/maintenances/{incident_id}/updates", update_maintenance, methods=["POST"]),
+    Route("/api/v1/audit", list_audit, methods=["GET"]),
+    Route("/api/v1/whoami", whoami, methods=["GET"]),
+]
