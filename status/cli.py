@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -278,14 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Shutdown(Exception):
+    """SIGTERM: uvicorn finishes its graceful shutdown, then hands the signal back to us."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Shutdown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    # A supervisor's SIGTERM is a normal stop, so it ends with status 0, not -15.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"siaran: {exc}", file=sys.stderr)
         return 2
+    except Shutdown:
+        return 0
     except KeyboardInterrupt:
         return 130
     return code

@@ -170,7 +170,12 @@ class Core:
         return found
 
     async def _recompute(self, tx: Tx, ids: Iterable[str]) -> list[Change]:
-        """Re-derive component statuses after a change; lock rows first so concurrent writers queue."""
+        """Re-derive component statuses after a change; lock rows first so concurrent writers queue.
+
+        FOR NO KEY UPDATE (PostgreSQL) rather than FOR UPDATE: this transaction's own inserts
+        into incident_components already hold KEY SHARE locks on these rows through the
+        foreign key, and FOR UPDATE would deadlock two writers against each other's KEY SHARE.
+        """
         wanted = sorted(set(ids))
         if not wanted:
             return []
@@ -179,7 +184,7 @@ class Core:
                 select(components)
                 .where(components.c.id.in_(wanted))
                 .order_by(components.c.id)
-                .with_for_update()
+                .with_for_update(key_share=True)
             )
         )
         imposed = await store.imposed_statuses(tx.conn, wanted)

@@ -1,0 +1,234 @@
+"""Shared fixtures: both database backends, a configured instance, and people with tokens.
+
+Every test that takes `engine` (directly or through `services`/`admin`/...) runs twice: on a
+fresh SQLite file and on a fresh PostgreSQL schema. PostgreSQL is found at
+$SIARAN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); where it is
+absent those tests skip saying so, except under CI=true, where its absence fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from status import db, tokens
+from status.clock import ManualClock
+from status.config import Config, load_config_text
+from status.services import Services, build_services
+from status.web.app import create_app
+
+POSTGRES_URL = os.environ.get(
+    "SIARAN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+TEST_CONFIG = """
+[site]
+name = "Status e-Meterai"
+public_url = "https://status.example.id"
+language = "id"
+timezone = "Asia/Jakarta"
+
+[[component]]
+id = "emeterai-purchase"
+name = "Pembelian e-Meterai"
+group = "Layanan e-Meterai"
+
+[[component]]
+id = "emeterai-stamping"
+name = "Pembubuhan e-Meterai"
+group = "Layanan e-Meterai"
+
+[[branch]]
+id = "kcu-medan"
+name = "KCU Medan"
+region = "Sumatera Utara"
+timezone = "Asia/Jakarta"
+hours = "Mon-Fri 07:30-16:00; Sat 08:00-12:00"
+
+[[branch]]
+id = "kcu-denpasar"
+name = "KCU Denpasar"
+region = "Bali"
+timezone = "Asia/Makassar"
+hours = "Mon-Fri 07:30-16:00"
+
+[[branch]]
+id = "kcu-jayapura"
+name = "KCU Jayapura"
+region = "Papua"
+timezone = "Asia/Jayapura"
+"""
+
+# Monday 23 November 2026, 10:00 WIB: branches with office hours are open.
+MONDAY_MORNING = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to loopback only; anything else is a bug in the test."""
+    real = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and self.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0])
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                raise RuntimeError(f"test tried to reach {host}; only loopback is allowed")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'siaran.db'}"
+        return
+    if not _postgres_available():
+        message = f"PostgreSQL is not reachable at {POSTGRES_URL}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run the PostgreSQL half of the suite")
+        pytest.skip(f"{message}; start it or set SIARAN_TEST_POSTGRES_URL")
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+async def engine(database_url: str, anyio_backend: str) -> AsyncIterator[AsyncEngine]:
+    if database_url.startswith("sqlite"):
+        eng = db.make_engine(database_url)
+        await db.migrate(eng)
+        yield eng
+        await eng.dispose()
+        return
+    # One schema per test keeps PostgreSQL tests independent and parallel-safe.
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = db.make_engine(database_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng = db.make_engine(database_url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await db.migrate(eng)
+        yield eng
+    finally:
+        await eng.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def config() -> Config:
+    return load_config_text(TEST_CONFIG, "test.toml")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY_MORNING)
+
+
+@pytest.fixture
+async def services(engine: AsyncEngine, config: Config, clock: ManualClock) -> Services:
+    built = build_services(config, engine, clock)
+    async with built.core.transaction() as tx:
+        await built.core.sync_components(tx)
+    await built.snapshot.refresh(force=True)
+    return built
+
+
+@pytest.fixture
+async def applicant(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """Anyone on the internet: no token."""
+    app = create_app(services, background=False)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def _person(services: Services, name: str, scopes: tuple[str, ...]) -> httpx.AsyncClient:
+    _info, secret = await tokens.create_token(services.engine, name, scopes, services.clock.now())
+    app = create_app(services, background=False)
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.20", 41000))
+    return httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {secret}", "User-Agent": f"{name} test"},
+    )
+
+
+@pytest.fixture
+async def admin(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _person(services, "ops admin", ("admin",)) as client:
+        yield client
+
+
+@pytest.fixture
+async def medan_staff(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _person(services, "petugas medan", ("branch:kcu-medan",)) as client:
+        yield client
+
+
+@pytest.fixture
+async def denpasar_staff(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _person(services, "petugas denpasar", ("branch:kcu-denpasar",)) as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_for_port(port: int, within: float = 20.0) -> None:
+    """Poll until something accepts on 127.0.0.1:port (a server the test started)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            await w.wait_closed()
+            return
+        except OSError:
+            if loop.time() > deadline:
+                raise TimeoutError(f"nothing listened on port {port} within {within}s") from None
+            await asyncio.sleep(0.05)
+
+
+async def eventually(check: Any, within: float = 10.0) -> None:
+    """Wait until `check()` (sync or async) is truthy: for background loops the test started."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError("condition not reached in time")
+        await asyncio.sleep(0.01)
