@@ -15,8 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import uvicorn
 
+import broadcasters
 from status import __version__, db, tokens
 from status.clock import SystemClock
 from status.config import Config, ConfigError, database_url, load_config, load_config_text
@@ -36,6 +38,8 @@ def _configure_logging(verbose: bool = False) -> None:
     # httpx logs every request URL at INFO, and a Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Alembic narrates every plugin it loads; only its warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _default_config() -> str:
@@ -44,7 +48,7 @@ def _default_config() -> str:
 
 def _extra_tables() -> tuple[str, ...]:
     """Top-level tables owned by broadcasters (each parses its own)."""
-    return ()
+    return broadcasters.tables()
 
 
 def _load(path: str) -> Config:
@@ -58,24 +62,33 @@ async def _serve(
     try:
         await db.migrate(engine)
         clock = SystemClock()
-        services = build_services(config, engine, clock)
-        async with services.core.transaction() as tx:
-            await services.core.sync_components(tx)
-        app = create_app(services)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                lifespan="on",
-                access_log=False,
-                log_config=None,
-                proxy_headers=True,
-                server_header=False,
-            )
-        )
-        log.info("serving %s on http://%s:%d", config.site.name, host, port)
-        await asyncio.gather(server.serve(), *(s.serve() for s in extra))
+        # Every outbound call has an explicit timeout; broadcasters may set tighter ones.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+            deps = broadcasters.Deps(clock, http, config, os.environ)
+            async with broadcasters.open_all(config.document, deps) as targets:
+                services = build_services(config, engine, clock, targets)
+                async with services.core.transaction() as tx:
+                    await services.core.sync_components(tx)
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        create_app(services),
+                        host=host,
+                        port=port,
+                        lifespan="on",
+                        access_log=False,
+                        log_config=None,
+                        proxy_headers=True,
+                        server_header=False,
+                    )
+                )
+                log.info(
+                    "serving %s on http://%s:%d (%d broadcast targets)",
+                    config.site.name,
+                    host,
+                    port,
+                    len(targets),
+                )
+                await asyncio.gather(server.serve(), *(s.serve() for s in extra))
     finally:
         await engine.dispose()
 

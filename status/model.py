@@ -91,8 +91,14 @@ class Event:
     payload: Mapping[str, Any]
 
     def touches(self, filters: Iterable[str], regions: Mapping[str, str] | None = None) -> bool:
-        """Whether this event concerns any of `filters`: "*", component ids, or "region:<name>"."""
+        """Whether this event concerns any of `filters`: "*", component ids, or "region:<name>".
+
+        A notice that names no component (e.g. "physical stamps are accepted too") is news for
+        every follower.
+        """
         regions = regions or {}
+        if self.incident_id is not None and not self.component_ids:
+            return True
         for item in filters:
             if item == "*":
                 return True

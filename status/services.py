@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,13 +21,17 @@ class Services:
     clock: Clock
     core: Core
     snapshot: Snapshot
+    # Broadcaster targets opened for this instance (broadcasters.open_all); may be empty.
+    targets: Sequence[Any] = field(default_factory=tuple)
 
 
-def build_services(config: Config, engine: AsyncEngine, clock: Clock) -> Services:
+def build_services(
+    config: Config, engine: AsyncEngine, clock: Clock, targets: Sequence[Any] = ()
+) -> Services:
     """Wire the core and the snapshot with every public renderer; the one place this happens."""
     from status.render.documents import NEXT_CHANGES, RENDERERS
 
     core = Core(engine, clock, config)
     snapshot = Snapshot(engine, clock, config, list(RENDERERS), next_changes=list(NEXT_CHANGES))
     core.on_commit(snapshot.on_commit)
-    return Services(config, engine, clock, core, snapshot)
+    return Services(config, engine, clock, core, snapshot, tuple(targets))

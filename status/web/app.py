@@ -30,6 +30,12 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
                 group.create_task(services.snapshot.run(), name="snapshot"),
                 group.create_task(run_schedule(services.core, services.clock), name="schedule"),
             ]
+            if services.targets:
+                from broadcasters._dispatch import Dispatcher
+
+                dispatcher = Dispatcher(services.engine, services.clock, services.targets)
+                await dispatcher.start_from_now()
+                tasks.append(group.create_task(dispatcher.run(), name="dispatch"))
             yield
             for task in tasks:
                 task.cancel()

@@ -1,0 +1,15 @@
+"""Broadcasters: one module per kind of target; this package's public surface."""
+
+from broadcasters._base import Broadcaster, DeliveryError, Deps, Message, Receipt
+from broadcasters._registry import kinds, open_all, tables
+
+__all__ = [
+    "Broadcaster",
+    "DeliveryError",
+    "Deps",
+    "Message",
+    "Receipt",
+    "kinds",
+    "open_all",
+    "tables",
+]
