@@ -180,6 +180,11 @@ class BranchConfig:
     queue_url: str = ""
     stall_after: timedelta = timedelta(minutes=20)
     queue_fields: dict[str, str] = field(default_factory=dict)
+    queue_interval: timedelta = timedelta(seconds=30)
+    queue_timeout: timedelta = timedelta(seconds=5)
+    # Upstream components whose outage explains this branch's trouble; empty = every
+    # [[component]] (a branch sells every e-Meterai service).
+    depends_on: tuple[str, ...] = ()
     description: str = ""
 
     @property
@@ -191,7 +196,19 @@ class BranchConfig:
         return parse_hours(self.hours)
 
 
-CORE_TABLES = ("site", "storage", "component", "check", "branch")
+@dataclass(frozen=True, slots=True)
+class ProberConfig:
+    # An automatic incident resolves after its checks have been healthy this long.
+    resolve_after: timedelta = timedelta(minutes=5)
+    # Raw results are kept this long; daily aggregates are kept for good.
+    results_retention: timedelta = timedelta(days=7)
+    # A check's lease: another instance takes over a dead one's checks after this.
+    lease: timedelta = timedelta(seconds=15)
+    # Checks in flight at once, per instance.
+    concurrency: int = 500
+
+
+CORE_TABLES = ("site", "storage", "component", "check", "branch", "prober")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +218,7 @@ class Config:
     components: tuple[ComponentConfig, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
     branches: tuple[BranchConfig, ...] = ()
+    prober: ProberConfig = ProberConfig()
     # The whole document, for broadcasters: each parses its own table (see broadcasters/_base.py).
     document: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -210,6 +228,9 @@ class Config:
 
     def branch(self, branch_id: str) -> BranchConfig | None:
         return next((b for b in self.branches if b.id == branch_id), None)
+
+    def upstream_of(self, branch: BranchConfig) -> tuple[str, ...]:
+        return branch.depends_on or tuple(c.id for c in self.components)
 
 
 def _check_url(path: str, url: str, *, schemes: Iterable[str] = ("http", "https")) -> None:
@@ -282,8 +303,16 @@ def parse_config(doc: Mapping[str, Any], *, extra_tables: Iterable[str] = ()) ->
                     f"branch[{i}].queue_fields.{key}",
                     f"unknown queue field; expected one of {', '.join(QUEUE_FIELDS)}",
                 )
-        if branch.stall_after <= timedelta(0):
-            raise ConfigError(f"branch[{i}].stall_after", "must be longer than 0s")
+        for name in ("stall_after", "queue_interval", "queue_timeout"):
+            if getattr(branch, name) <= timedelta(0):
+                raise ConfigError(f"branch[{i}].{name}", "must be longer than 0s")
+        upstream = {c.id for c in components}
+        for j, dep in enumerate(branch.depends_on):
+            if dep not in upstream:
+                raise ConfigError(
+                    f"branch[{i}].depends_on[{j}]",
+                    f'unknown upstream component "{dep}"; list [[component]] ids',
+                )
     check_ids: set[str] = set()
     for i, check in enumerate(checks):
         _check_slug(f"check[{i}].id", check.id)
@@ -311,7 +340,16 @@ def parse_config(doc: Mapping[str, Any], *, extra_tables: Iterable[str] = ()) ->
         ):
             if count < 1:
                 raise ConfigError(f"check[{i}].{name}", f"must be at least 1, got {count}")
-    return Config(site, storage, tuple(components), tuple(checks), tuple(branches), doc)
+        # Imported here: the checks package imports this module for CheckConfig.
+        from status.checks.conditions import parse_condition
+
+        for j, condition in enumerate(check.conditions):
+            try:
+                parse_condition(condition)
+            except ValueError as exc:
+                raise ConfigError(f"check[{i}].conditions[{j}]", str(exc)) from None
+    prober = parse_table(ProberConfig, doc.get("prober", {}), path="prober")
+    return Config(site, storage, tuple(components), tuple(checks), tuple(branches), prober, doc)
 
 
 def load_config(path: str | os.PathLike[str], *, extra_tables: Iterable[str] = ()) -> Config:

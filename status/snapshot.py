@@ -66,6 +66,17 @@ def dump_json(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _modified_at(previous: Rendering | None, state: State, now: datetime) -> datetime:
+    """Last-Modified for a changed body; strictly later than the previous one.
+
+    HTTP dates have one-second resolution: two changes within a second would otherwise share
+    a date, and a client sending only If-Modified-Since would keep the stale copy.
+    """
+    if previous is None:
+        return state.last_change_at
+    return max(now, previous.last_modified + timedelta(seconds=1))
+
+
 # A renderer turns one loaded state into documents: path → (body, content type).
 Renderer = Callable[[State, Config, datetime], Mapping[str, tuple[bytes, str]]]
 # Tells when time alone will change some rendering (None = never).
@@ -129,11 +140,7 @@ class Snapshot:
                     files[path] = previous  # unchanged: keep its ETag and Last-Modified
                 else:
                     files[path] = make_rendering(
-                        body,
-                        content_type,
-                        max(state.last_change_at, now)
-                        if previous is not None
-                        else state.last_change_at,
+                        body, content_type, _modified_at(previous, state, now)
                     )
         self._files = files
         self._state = state

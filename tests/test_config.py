@@ -58,7 +58,8 @@ def test_a_valid_file_gives_typed_values() -> None:
         (
             VALID.replace('region = "Sumatera Utara"', 'region = "Sumatera Utara"\ncolour = "red"'),
             "siaran.toml: branch[0].colour: unknown key; allowed keys are id, name, region, timezone, "
-            "hours, queue_url, stall_after, queue_fields, description",
+            "hours, queue_url, stall_after, queue_fields, queue_interval, queue_timeout, depends_on, "
+            "description",
         ),
         (
             VALID.replace('name = "KCU Medan"', "name = 7"),
@@ -96,8 +97,8 @@ def test_a_valid_file_gives_typed_values() -> None:
         ),
         (
             VALID + "\n[telegrm]\n",
-            "siaran.toml: telegrm: unknown top-level key; allowed: branch, check, component, site, "
-            "storage",
+            "siaran.toml: telegrm: unknown top-level key; allowed: branch, check, component, "
+            "prober, site, storage",
         ),
         (
             VALID.replace('stall_after = "20m"', 'stall_after = "0s"'),
@@ -168,3 +169,24 @@ def test_durations_without_a_unit_are_refused(text: str) -> None:
 def test_durations_print_back_compactly() -> None:
     assert format_duration(timedelta(seconds=5400)) == "1h30m"
     assert format_duration(timedelta(0)) == "0s"
+
+
+def test_a_condition_the_prober_cannot_read_is_refused_at_start() -> None:
+    broken = VALID.replace('interval = "30s"', 'interval = "30s"\nconditions = ["status = 200"]')
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(broken, "siaran.toml")
+    assert str(caught.value).startswith(
+        'siaran.toml: check[0].conditions[0]: use "==" to compare, not "="'
+    )
+
+
+def test_a_branch_may_only_depend_on_upstream_components() -> None:
+    broken = VALID.replace(
+        'stall_after = "20m"', 'stall_after = "20m"\ndepends_on = ["kcu-binjai"]'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(broken, "siaran.toml")
+    assert str(caught.value) == (
+        'siaran.toml: branch[0].depends_on[0]: unknown upstream component "kcu-binjai"; '
+        "list [[component]] ids"
+    )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
+
+import holidays
 
 from status.config import BranchConfig, Config
 from status.hours import open_state, zone_abbreviation
@@ -12,18 +15,36 @@ from status.i18n import format_local, t
 from status.model import Component, State
 from status.render.statuspage import iso
 
+# The holidays package names holidays through gettext; without an explicit language it follows
+# the server's LANGUAGE/LC_ALL/LANG environment, so "C.UTF-8" boxes said "Independence Day" on
+# a Bahasa Indonesia page. Ask for the reader's language instead.
+_HOLIDAY_LANGUAGES = {"id": "id", "en": "en_US"}
+
+
+@lru_cache(maxsize=16)
+def _holiday_names(year: int, lang: str) -> Mapping[date, str]:
+    language = _HOLIDAY_LANGUAGES.get(lang, "id")
+    names: Mapping[date, str] = holidays.country_holidays("ID", years=year, language=language)
+    return names
+
+
+def holiday_label(day: date, lang: str) -> str | None:
+    """The Indonesian public holiday on `day`, named in `lang`, or None."""
+    return _holiday_names(day.year, lang).get(day)
+
 
 def build_branch(
     branch: BranchConfig, component: Component | None, now: datetime, lang: str
 ) -> dict[str, Any]:
     zone = branch.zone
     state = open_state(branch.opening_hours, zone, now)
+    holiday = holiday_label(now.astimezone(zone).date(), lang) if state.holiday else None
     if state.until is None:
         label = t("branch.always_open", lang)
     elif state.is_open:
         label = t("branch.open_until", lang, time=format_local(state.until, zone, lang))
-    elif state.holiday:
-        label = t("branch.closed_holiday", lang, holiday=state.holiday)
+    elif holiday:
+        label = t("branch.closed_holiday", lang, holiday=holiday)
     else:
         label = t(
             "branch.closed_until", lang, time=format_local(state.until, zone, lang, with_date=True)
@@ -38,7 +59,7 @@ def build_branch(
         "open": state.is_open,
         "open_label": label,
         "changes_at": iso(state.until),
-        "holiday": state.holiday,
+        "holiday": holiday,
         "status": str(component.status) if component else "operational",
         # Live queue numbers arrive with the prober's queue checks (issue #3).
         "queue": None,

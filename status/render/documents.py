@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 
-from status.config import Config
+from status.config import Config, Site
 from status.model import State
 from status.render import branches, statuspage
 from status.snapshot import JSON, NextChange, Renderer, dump_json
@@ -22,12 +23,18 @@ def render_branches(state: State, config: Config, now: datetime) -> Mapping[str,
     return {"/api/v1/branches": (dump_json(branches.build_branches(config, state, now)), JSON)}
 
 
+@cache
+def _openapi(site: Site) -> bytes:
+    from status.web.openapi import build_openapi
+
+    return dump_json(build_openapi(site))
+
+
 def render_openapi(
     _state: State, config: Config, _now: datetime
 ) -> Mapping[str, tuple[bytes, str]]:
-    from status.web.openapi import build_openapi
-
-    return {"/openapi.json": (dump_json(build_openapi(config.site)), JSON)}
+    # Depends on the site settings alone: built once per process.
+    return {"/openapi.json": (_openapi(config.site), JSON)}
 
 
 def branches_change(config: Config, _state: State, now: datetime) -> datetime | None:

@@ -18,9 +18,8 @@ from status.model import Component, Incident, IncidentUpdate, State
 from status.rules import page_indicator
 from status.vocabulary import ComponentStatus, IncidentKind
 
-RECENT_LIMIT = (
-    50  # Statuspage's incidents.json and scheduled-maintenances.json return the 50 newest
-)
+# Statuspage's incidents.json and scheduled-maintenances.json return the 50 newest.
+RECENT_LIMIT = 50
 
 
 def iso(at: datetime | None) -> str | None:
@@ -73,13 +72,11 @@ def build_components(components: Sequence[Component], site: Site) -> list[dict[s
     for c in sorted(components, key=lambda c: c.position):
         groups.setdefault(c.group, []).append(c)
     out: list[dict[str, Any]] = []
-    position = 0
     for name, members in groups.items():
         if not name:
             for c in members:
                 out.append(_component(c, site, group=None))
             continue
-        position += 1
         worst = max((m.status for m in members), key=lambda s: s.rank)
         out.append(
             {
@@ -151,11 +148,11 @@ def build_incident(
             if cid in components
         ],
     }
+    # Statuspage's public incidents carry exactly the keys above; scheduled maintenances add
+    # their window. (`reminder_intervals` belongs to the management API, not the public one.)
     if incident.kind is IncidentKind.MAINTENANCE:
         out["scheduled_for"] = iso(incident.scheduled_for)
         out["scheduled_until"] = iso(incident.scheduled_until)
-    else:
-        out["reminder_intervals"] = None
     return out
 
 

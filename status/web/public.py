@@ -7,7 +7,9 @@ rush-hour path); everything else passes through.
 
 from __future__ import annotations
 
+import json
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from sqlalchemy import text
 from starlette.requests import Request
@@ -29,11 +31,42 @@ _CORS = [
 ]
 
 
+# Snapshot paths are read-only; a POST there is a mistake worth naming, not a 404.
+_METHOD_NOT_ALLOWED = json.dumps(
+    {"error": {"code": "method_not_allowed", "message": "Method Not Allowed", "field": None}},
+    separators=(",", ":"),
+).encode()
+_METHOD_NOT_ALLOWED_HEADERS = (
+    (b"allow", b"GET, HEAD, OPTIONS"),
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(_METHOD_NOT_ALLOWED)).encode()),
+)
+
+
 def _matches(if_none_match: str, etag: str) -> bool:
     if if_none_match.strip() == "*":
         return True
     weak_free = etag.removeprefix("W/")
     return any(t.strip().removeprefix("W/") == weak_free for t in if_none_match.split(","))
+
+
+@lru_cache(maxsize=256)  # phones send a handful of distinct headers; parse each once
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether gzip is acceptable: named, or covered by "*", with q above 0 (RFC 9110 12.5.3)."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        weights[coding] = q
+    q = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    return q > 0
 
 
 def _not_modified_since(value: str, rendering: Rendering) -> bool:
@@ -45,6 +78,8 @@ def _not_modified_since(value: str, rendering: Rendering) -> bool:
 
 
 class PublicFiles:
+    """Answers GET/HEAD/OPTIONS for snapshot paths from memory; passes everything else to `app`."""
+
     def __init__(self, app: ASGIApp, snapshot: Snapshot) -> None:
         self.app, self.snapshot = app, snapshot
 
@@ -59,6 +94,8 @@ class PublicFiles:
                 if method == "OPTIONS":
                     await _send(send, 204, list(_CORS), b"")
                     return
+                await _send(send, 405, [*_METHOD_NOT_ALLOWED_HEADERS], _METHOD_NOT_ALLOWED)
+                return
         await self.app(scope, receive, send)
 
     async def _serve(self, r: Rendering, scope: Scope, send: Send, *, head: bool) -> None:
@@ -70,7 +107,7 @@ class PublicFiles:
             elif name == b"if-modified-since":
                 ims = value.decode("latin-1")
             elif name == b"accept-encoding":
-                gzip_ok = b"gzip" in value
+                gzip_ok = _accepts_gzip(value.decode("latin-1"))
         headers = [
             (b"etag", r.etag.encode()),
             (b"last-modified", r.last_modified_http.encode()),
