@@ -55,6 +55,9 @@ class Console:
         return "console:stderr"
 
     def wants(self, event: Event) -> bool:
+        # Queue readings change every few seconds; the console reports news, not readings.
+        if event.kind.startswith("queues."):
+            return False
         return event.touches(self.config.components, self.deps.regions)
 
     def render(self, event: Event) -> Message:

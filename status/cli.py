@@ -63,10 +63,13 @@ async def _serve(
         await db.migrate(engine)
         clock = SystemClock()
         # Every outbound call has an explicit timeout; broadcasters may set tighter ones.
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http,
+            _checks_client(config) as checks_http,
+        ):
             deps = broadcasters.Deps(clock, http, config, os.environ)
             async with broadcasters.open_all(config.document, deps) as targets:
-                services = build_services(config, engine, clock, targets)
+                services = build_services(config, engine, clock, targets, checks_http)
                 async with services.core.transaction() as tx:
                     await services.core.sync_components(tx)
                 server = uvicorn.Server(
@@ -91,6 +94,16 @@ async def _serve(
                 await asyncio.gather(server.serve(), *(s.serve() for s in extra))
     finally:
         await engine.dispose()
+
+
+def _checks_client(config: Config) -> httpx.AsyncClient:
+    """The prober's client: many hosts at once, no redirects (a redirect is an answer)."""
+    limit = config.prober.concurrency
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+        headers={"user-agent": f"siaran-prober/{__version__}"},
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ class NewIncident:
     body: str
     components: Mapping[str, ComponentStatus] = field(default_factory=dict)
     origin: str = "staff"
+    check_id: str | None = None  # automatic incidents: the check that opened it
 
 
 @dataclass(frozen=True, slots=True)

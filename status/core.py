@@ -245,6 +245,8 @@ class Core:
                 scheduled_until=None,
                 auto_transition=False,
                 origin=cmd.origin,
+                check_id=cmd.check_id,
+                automation="auto" if cmd.check_id else "manual",
                 is_open=not closed,
             )
         )
@@ -281,6 +283,10 @@ class Core:
             raise InvalidError("resolve the incident before posting a postmortem", field="status")
         closed = cmd.status.is_closed
         values: dict[str, Any] = {"status": cmd.status, "updated_at": tx.now, "is_open": not closed}
+        if actor.token_id is not None and current.automation == "auto":
+            # Staff wrote on an automatic incident: it is theirs now; the prober keeps moving
+            # component statuses but writes no more updates to it.
+            values["automation"] = "manual"
         if cmd.status is IncidentStatus.MONITORING and current.monitoring_at is None:
             values["monitoring_at"] = tx.now
         if closed and current.resolved_at is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -92,3 +92,17 @@ async def migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.run_sync(upgrade)
         await conn.commit()
+
+
+def upsert_statement(
+    engine_or_conn: Any, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE for every other column, on SQLite and PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module: Any = sqlite if engine_or_conn.dialect.name == "sqlite" else postgresql
+    statement = module.insert(table).values(rows)
+    columns = [c for c in rows[0] if c not in keys]
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={c: statement.excluded[c] for c in columns}
+    )

@@ -67,6 +67,8 @@ class Incident:
     # The status this incident asks of each component; ordered as given by staff.
     components: Mapping[str, ComponentStatus] = field(default_factory=dict)
     updates: tuple[IncidentUpdate, ...] = ()  # newest first, as Statuspage lists them
+    check_id: str | None = None  # the check whose failure opened it (automatic incidents)
+    automation: str = "manual"  # "auto": the prober writes its updates; "manual": staff do
 
     @property
     def component_ids(self) -> tuple[str, ...]:
@@ -77,6 +79,19 @@ class Incident:
         if self.kind is IncidentKind.MAINTENANCE:
             return self.status != "completed"
         return self.status not in ("resolved", "postmortem")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A check's confirmed change of state, from the prober (fail_after/recover_after applied)."""
+
+    check_id: str
+    component_id: str
+    failing: bool
+    severity: ComponentStatus  # what the component shows while the check fails
+    since: datetime  # when the confirmed state began
+    reason: str = ""  # short English, e.g. "timed out after 5s"; "" on recovery
+    reason_id: str = ""  # the same in Bahasa Indonesia where we have words for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +166,7 @@ class Actor:
 
 
 SYSTEM = Actor("system", ("admin",))
+PROBER = Actor("prober", ("admin",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +179,5 @@ class State:
     last_event_id: int
     loaded_at: datetime
     last_change_at: datetime  # newest change to anything shown; drives Last-Modified
+    # branch id → its live queue row (see schema.branch_queues); absent = never read
+    queues: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

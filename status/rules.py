@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from status.vocabulary import ComponentStatus, Impact, Indicator
 
@@ -41,3 +43,55 @@ def page_indicator(
 
 def is_maintenance_active(statuses: Iterable[ComponentStatus]) -> bool:
     return any(s is ComponentStatus.UNDER_MAINTENANCE for s in statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """A check's confirmation state: raw observations only count once they repeat."""
+
+    failing: bool = False  # the confirmed state
+    fail_streak: int = 0
+    ok_streak: int = 0
+    since: datetime | None = None  # when the confirmed state began (first observation of it)
+    first_fail_at: datetime | None = None  # start of the current run of failures
+    first_ok_at: datetime | None = None  # start of the current run of successes
+
+
+def next_streak(
+    streak: Streak, ok: bool, at: datetime, *, fail_after: int, recover_after: int
+) -> tuple[Streak, str | None]:
+    """Fold one observation in; returns the new streak and "failed"/"recovered" on a transition.
+
+    The confirmed failure is dated from the first failure of the run that confirmed it, so
+    "since 10.30 WIB" names when trouble began, not when we became sure.
+    """
+    if ok:
+        first_ok = streak.first_ok_at if streak.ok_streak else at
+        new = replace(
+            streak,
+            ok_streak=streak.ok_streak + 1,
+            fail_streak=0,
+            first_ok_at=first_ok,
+            first_fail_at=None,
+        )
+        if streak.failing and new.ok_streak >= recover_after:
+            return replace(new, failing=False, since=first_ok), "recovered"
+        return new, None
+    first_fail = streak.first_fail_at if streak.fail_streak else at
+    new = replace(
+        streak,
+        fail_streak=streak.fail_streak + 1,
+        ok_streak=0,
+        first_fail_at=first_fail,
+        first_ok_at=None,
+    )
+    if not streak.failing and new.fail_streak >= fail_after:
+        return replace(new, failing=True, since=first_fail), "failed"
+    return new, None
+
+
+def is_flapping(
+    transitions: Sequence[datetime], now: datetime, *, window: timedelta, threshold: int
+) -> bool:
+    """Many state changes in a short window: keep one incident open instead of many."""
+    return sum(1 for t in transitions if now - t <= window) >= threshold

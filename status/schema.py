@@ -91,6 +91,10 @@ incidents = Table(
     Column("auto_transition", Boolean, nullable=False, default=False),
     Column("origin", String(16), nullable=False, default="staff"),
     Column("is_open", Boolean, nullable=False),
+    # Automatic incidents: the check that opened it, and whether the prober still writes its
+    # updates ("auto") or staff took it over ("manual": the prober then only moves statuses).
+    Column("check_id", String(64), nullable=True, index=True),
+    Column("automation", String(16), nullable=False, server_default="manual"),
     Index("ix_incidents_open_kind", "is_open", "kind"),
     Index("ix_incidents_created_at", "created_at"),
 )
@@ -171,4 +175,88 @@ idempotency = Table(
     Column("status_code", Integer, nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# One row per configured check: its lease (which instance runs it) and its confirmed state.
+check_state = Table(
+    "check_state",
+    metadata,
+    Column("check_id", ID, primary_key=True),
+    Column("component_id", ID, nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("failing", Boolean, nullable=False, default=False),
+    Column("since", UTCDateTime, nullable=True),
+    Column("transitions", JSON, nullable=False),
+    Column("silenced_until", UTCDateTime, nullable=True),
+    Column("last_at", UTCDateTime, nullable=True),
+    Column("last_ok", Boolean, nullable=True),
+    Column("last_kind", String(16), nullable=True),
+    Column("last_reason", String(300), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_response_ms", Integer, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Raw observations, batch-inserted and pruned after the retention period.
+check_results = Table(
+    "check_results",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("check_id", ID, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reason", String(300), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_ms", Integer, nullable=True),
+    Index("ix_check_results_check_at", "check_id", "at"),
+    Index("ix_check_results_at", "at"),
+)
+
+# Compact history: per check per day (in the site's zone), for uptime bars and the board.
+check_daily = Table(
+    "check_daily",
+    metadata,
+    Column("check_id", ID, primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("total", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("latency_buckets", JSON, nullable=False),  # log-scale histogram, see history.py
+    Column("p50_ms", Integer, nullable=True),
+    Column("p95_ms", Integer, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The live queue of each branch, from its queue system or typed in by staff.
+branch_queues = Table(
+    "branch_queues",
+    metadata,
+    Column("branch_id", ID, primary_key=True),
+    Column("serving", Integer, nullable=True),
+    Column("issued", Integer, nullable=True),
+    Column("counters_open", Integer, nullable=True),
+    Column("length", Integer, nullable=True),
+    Column("last_move_at", UTCDateTime, nullable=True),
+    Column("served_per_hour", Integer, nullable=True),
+    Column("estimated_wait_s", Integer, nullable=True),
+    Column("stalled", Boolean, nullable=False, default=False),
+    Column("is_open", Boolean, nullable=False, default=True),
+    Column("read_at", UTCDateTime, nullable=True),
+    Column("samples", JSON, nullable=False),
+    Column("source", String(16), nullable=False, default="probe"),
+    Column("error", String(300), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Running prober instances (heartbeats), so each takes a fair share of the checks.
+prober_instances = Table(
+    "prober_instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )

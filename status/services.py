@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from status.clock import Clock
@@ -23,10 +24,16 @@ class Services:
     snapshot: Snapshot
     # Broadcaster targets opened for this instance (broadcasters.open_all); may be empty.
     targets: Sequence[Any] = field(default_factory=tuple)
+    # The health prober, when this instance runs checks (status.prober.Prober).
+    prober: Any = None
 
 
 def build_services(
-    config: Config, engine: AsyncEngine, clock: Clock, targets: Sequence[Any] = ()
+    config: Config,
+    engine: AsyncEngine,
+    clock: Clock,
+    targets: Sequence[Any] = (),
+    checks_http: httpx.AsyncClient | None = None,
 ) -> Services:
     """Wire the core and the snapshot with every public renderer; the one place this happens."""
     from status.render.documents import NEXT_CHANGES, RENDERERS
@@ -34,4 +41,9 @@ def build_services(
     core = Core(engine, clock, config)
     snapshot = Snapshot(engine, clock, config, list(RENDERERS), next_changes=list(NEXT_CHANGES))
     core.on_commit(snapshot.on_commit)
-    return Services(config, engine, clock, core, snapshot, tuple(targets))
+    prober = None
+    if checks_http is not None and (config.checks or any(b.queue_url for b in config.branches)):
+        from status.prober import Prober
+
+        prober = Prober(core, checks_http)
+    return Services(config, engine, clock, core, snapshot, tuple(targets), prober)

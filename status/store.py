@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from status import outbox
 from status.model import AffectedComponent, AuditEntry, Component, Incident, IncidentUpdate, State
-from status.schema import audit, components, incident_components, incident_updates, incidents
+from status.schema import (
+    audit,
+    branch_queues,
+    components,
+    incident_components,
+    incident_updates,
+    incidents,
+)
 from status.vocabulary import ComponentStatus, Impact, IncidentKind
 
 HISTORY = timedelta(days=90)  # how far back the page, feeds and v2 lists look
@@ -103,6 +110,8 @@ async def load_incidents(conn: AsyncConnection, ids: Sequence[str]) -> list[Inci
                 r.origin,
                 links[r.id],
                 tuple(updates[r.id]),
+                r.check_id,
+                r.automation,
             )
         )
     return out
@@ -141,6 +150,7 @@ async def load_state(conn: AsyncConnection, now: datetime) -> State:
     )
     loaded = await load_incidents(conn, incident_ids + maintenance_ids)
     last_event = await outbox.latest_id(conn)
+    queues = {r.branch_id: dict(r._mapping) for r in await conn.execute(select(branch_queues))}
     changed = [c.updated_at for c in comps] + [i.updated_at for i in loaded]
     return State(
         components=tuple(comps),
@@ -149,6 +159,7 @@ async def load_state(conn: AsyncConnection, now: datetime) -> State:
         last_event_id=last_event,
         loaded_at=now,
         last_change_at=max(changed, default=now),
+        queues=queues,
     )
 
 

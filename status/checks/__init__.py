@@ -29,6 +29,12 @@ class Observation:
     response_time_ms: float | None
     failed_condition: str | None = None  # the condition as written, when kind == "condition"
     observed: str | None = None  # conditions.describe() of what was seen, at most 200 chars
+    # Queue checks say more: how bad (a stall is worse than an unreachable queue system),
+    # whether the failure is already confirmed by time (stall_after), and since when.
+    severity: str | None = None
+    confirmed: bool = False
+    since: datetime | None = None
+    reason_id: str = ""  # the reason in Bahasa Indonesia, where we have words for it
 
 
 class Check(Protocol):

@@ -78,11 +78,22 @@ class ScriptStep:
 
 
 # The story `siaran demo` tells: the Medan queue freezes, then the purchase API fails and recovers.
+# The demo's story, in seconds after start (stall_after is 20 s in demo.toml):
+#   10  KCU Medan's queue stops moving      → ~30 s: a branch incident of its own
+#   10  KCU Denpasar's too                  → nothing while Denpasar is closed (WITA hours)
+#   60  the purchase API goes down          → ~64 s: one upstream incident
+#   65  KCU Jakarta Pusat's queue stops     → ~85 s: folded into the upstream incident
+#  120  the purchase API is back            → monitoring, resolved 30 s later
+#  125  Jakarta Pusat moves again; 160: Medan and Denpasar move again
 DEMO_SCRIPT: tuple[ScriptStep, ...] = (
-    ScriptStep(timedelta(seconds=30), "kcu-medan", "stalled"),
-    ScriptStep(timedelta(seconds=40), "purchase", "down"),
-    ScriptStep(timedelta(seconds=100), "purchase", "up"),
-    ScriptStep(timedelta(seconds=150), "kcu-medan", "moving"),
+    ScriptStep(timedelta(seconds=10), "kcu-medan", "stalled"),
+    ScriptStep(timedelta(seconds=10), "kcu-denpasar", "stalled"),
+    ScriptStep(timedelta(seconds=60), "purchase", "down"),
+    ScriptStep(timedelta(seconds=65), "kcu-jakarta-pusat", "stalled"),
+    ScriptStep(timedelta(seconds=120), "purchase", "up"),
+    ScriptStep(timedelta(seconds=125), "kcu-jakarta-pusat", "moving"),
+    ScriptStep(timedelta(seconds=160), "kcu-medan", "moving"),
+    ScriptStep(timedelta(seconds=160), "kcu-denpasar", "moving"),
 )
 
 

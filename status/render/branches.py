@@ -33,8 +33,33 @@ def holiday_label(day: date, lang: str) -> str | None:
     return _holiday_names(day.year, lang).get(day)
 
 
+def build_queue(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The live queue as readers see it; None for a branch whose queue was never read."""
+    if row is None or row.get("read_at") is None:
+        return None
+    wait = row.get("estimated_wait_s")
+    return {
+        "serving": row["serving"],
+        "issued": row["issued"],
+        "counters_open": row["counters_open"],
+        "length": row["length"],
+        "served_per_hour": row["served_per_hour"],
+        # Rounded up: nobody queueing should read "0 minutes" while people are ahead of them.
+        "estimated_wait_minutes": None if wait is None else -(-wait // 60),
+        "stalled": row["stalled"],
+        "last_move_at": iso(row["last_move_at"]),
+        "read_at": iso(row["read_at"]),
+        "source": row["source"],
+        "error": row.get("error"),
+    }
+
+
 def build_branch(
-    branch: BranchConfig, component: Component | None, now: datetime, lang: str
+    branch: BranchConfig,
+    component: Component | None,
+    now: datetime,
+    lang: str,
+    queue: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     zone = branch.zone
     state = open_state(branch.opening_hours, zone, now)
@@ -61,8 +86,7 @@ def build_branch(
         "changes_at": iso(state.until),
         "holiday": holiday,
         "status": str(component.status) if component else "operational",
-        # Live queue numbers arrive with the prober's queue checks (issue #3).
-        "queue": None,
+        "queue": build_queue(queue),
     }
 
 
@@ -71,7 +95,10 @@ def build_branches(config: Config, state: State, now: datetime) -> dict[str, Any
     lang = config.site.language
     return {
         "generated_at": iso(now),
-        "branches": [build_branch(b, components.get(b.id), now, lang) for b in config.branches],
+        "branches": [
+            build_branch(b, components.get(b.id), now, lang, state.queues.get(b.id))
+            for b in config.branches
+        ],
     }
 
 

@@ -30,6 +30,10 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
                 group.create_task(services.snapshot.run(), name="snapshot"),
                 group.create_task(run_schedule(services.core, services.clock), name="schedule"),
             ]
+            prober = services.prober
+            if prober is not None:
+                await prober.start()
+                tasks.append(group.create_task(prober.run(), name="prober"))
             if services.targets:
                 from broadcasters._dispatch import Dispatcher
 
@@ -39,6 +43,8 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
             yield
             for task in tasks:
                 task.cancel()
+            if prober is not None:
+                await prober.stop()
 
     app = Starlette(
         routes=[*public.routes, *staff.routes],

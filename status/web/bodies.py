@@ -1,14 +1,14 @@
 """parse_* : a request's JSON body → a typed command, or an APIError naming the field.
 
 Limits (documented in the README): bodies up to 64 KiB, names up to 200 characters, update
-text up to 5,000 characters, up to 1,000 components per incident.
+text up to 5,000 characters, up to 1,000 components per incident, JSON nested at most 8 deep.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -27,6 +27,8 @@ from status.vocabulary import ComponentStatus, Impact, IncidentStatus, Maintenan
 from status.web.errors import APIError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 8  # a staff body needs 2 (the components object); anything deeper is not ours
+_TOO_DEEP = f"the body nests more than {MAX_DEPTH} levels deep"
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -39,9 +41,13 @@ async def read_json(request: Request) -> dict[str, Any]:
             "unsupported_media_type",
             f'send the body as "application/json", not "{ctype or "nothing"}"',
         )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise APIError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
+            raise APIError(400, "malformed_request", "Content-Length must be a whole number")
+        if int(declared) > MAX_BODY_BYTES:
+            raise APIError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     raw = b""
     async for chunk in request.stream():
         raw += chunk
@@ -49,11 +55,57 @@ async def read_json(request: Request) -> dict[str, Any]:
             raise APIError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise APIError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except ValueError:  # not UTF-8, or an integer over Python's 4,300-digit conversion limit
+        raise APIError(
+            400, "malformed_json", "the body is not valid JSON: not UTF-8, or a number too long"
+        ) from None
+    except RecursionError:
+        raise APIError(400, "malformed_json", _TOO_DEEP) from None
     if not isinstance(doc, dict):
         raise APIError(400, "malformed_json", "the body must be a JSON object")
+    _check_tree(doc)
     return doc
+
+
+def _dotted(path: tuple[str, ...]) -> str | None:
+    """A field path for error messages; an unpaired surrogate shows as its escape, \\udfff."""
+    return ".".join(path).encode("utf-8", "backslashreplace").decode() or None
+
+
+def _check_tree(doc: dict[str, Any]) -> None:
+    """Refuse what every later step would trip over: deep nesting and strings that are not text.
+
+    JSON may carry an unpaired UTF-16 surrogate ("\\ud800"); Python decodes it into a str that
+    cannot be encoded as UTF-8, so the database, the fingerprint and even the error response
+    would fail on it. Iterative, so a deep document cannot exhaust the stack here.
+    """
+    stack: list[tuple[Any, tuple[str, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise APIError(400, "malformed_json", _TOO_DEEP, field=_dotted(path[:MAX_DEPTH]))
+        if isinstance(value, str):
+            _check_text(value, path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, (*path, key))
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
+
+
+def _check_text(text: str, path: tuple[str, ...]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError(
+            400,
+            "malformed_json",
+            "the body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not text",
+            field=_dotted(path),
+        ) from None
 
 
 def _invalid(field: str, message: str) -> APIError:
@@ -105,10 +157,13 @@ def _enum(
         if default is not None:
             return default
         raise _invalid(field, f'"{key}" is required; one of {", ".join(kind)}')
+    if not isinstance(value, str):
+        raise _invalid(field, f'"{key}" must be a string, one of {", ".join(kind)}')
     try:
         return kind(value)
     except ValueError:
-        raise _invalid(field, f'"{value}" is not a valid {key}; one of {", ".join(kind)}') from None
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise _invalid(field, f'"{shown}" is not a valid {key}; one of {", ".join(kind)}') from None
 
 
 def _component_statuses(doc: Mapping[str, Any]) -> dict[str, ComponentStatus]:
@@ -146,15 +201,21 @@ def _time(doc: Mapping[str, Any], key: str, *, required: bool) -> datetime | Non
         return None
     if not isinstance(value, str):
         raise _invalid(key, f'"{key}" must be an ISO 8601 time string')
+    shown = value if len(value) <= 40 else value[:40] + "…"
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _invalid(
-            key, f'"{value}" is not an ISO 8601 time like "2026-11-24T01:00:00Z"'
+            key, f'"{shown}" is not an ISO 8601 time like "2026-11-24T01:00:00Z"'
         ) from None
     if at.tzinfo is None:
-        raise _invalid(key, f'"{value}" has no time zone; add "Z" or an offset like "+07:00"')
-    return at
+        raise _invalid(key, f'"{shown}" has no time zone; add "Z" or an offset like "+07:00"')
+    try:
+        # Times are UTC inside the system; converting here also catches the few that have no
+        # UTC equivalent ("0001-01-01T00:00:00+14:00"), which would fail in every later step.
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise _invalid(key, f'"{shown}" is outside the range of times we can keep') from None
 
 
 def _bool(doc: Mapping[str, Any], key: str, default: bool) -> bool:

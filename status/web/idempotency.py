@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,7 +64,13 @@ async def find(conn: AsyncConnection, token_id: str, key: str, print_: str) -> R
 
 
 async def remember(
-    conn: AsyncConnection, token_id: str, key: str, print_: str, status: int, body: str, now: object
+    conn: AsyncConnection,
+    token_id: str,
+    key: str,
+    print_: str,
+    status: int,
+    body: str,
+    now: datetime,
 ) -> None:
     await conn.execute(
         insert(idempotency).values(

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from status import db, store, tokens
 from status.core import Tx
-from status.errors import ScopeError
+from status.errors import ConflictError, ScopeError
 from status.model import Actor, Incident
 from status.render.statuspage import build_incident, iso
 from status.services import Services
@@ -23,6 +23,7 @@ from status.web.errors import APIError
 
 Action = Callable[[Services, Tx, dict[str, Any], Actor, Request], Awaitable[Incident]]
 AUDIT_PAGE_MAX = 500
+ID_MAX = 64  # the id columns' width
 
 
 def _services(request: Request) -> Services:
@@ -33,6 +34,26 @@ def _services(request: Request) -> Services:
 def _incident_json(services: Services, incident: Incident, comps: dict[str, Any]) -> str:
     doc = build_incident(incident, comps, services.config.site)
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def _replayed(replay: idempotency.Replay) -> Response:
+    return Response(
+        replay.body,
+        replay.status,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _target_id(request: Request) -> str:
+    """The incident id in the path; one no incident can have is a 404 before any query.
+
+    (PostgreSQL refuses a NUL in a query parameter outright, which would be a 500.)
+    """
+    value: str = request.path_params["incident_id"]
+    if not 0 < len(value) <= ID_MAX or not value.isprintable():
+        raise APIError(404, "not_found", "no incident has that id")
+    return value
 
 
 async def _write(request: Request, action: Action, status: int = 201) -> Response:
@@ -51,12 +72,7 @@ async def _write(request: Request, action: Action, status: int = 201) -> Respons
                 assert actor.token_id is not None  # noqa: S101 - staff actors always carry one
                 replay = await idempotency.find(tx.conn, actor.token_id, key, print_)
                 if replay is not None:
-                    return Response(
-                        replay.body,
-                        replay.status,
-                        media_type="application/json",
-                        headers={"Idempotent-Replayed": "true"},
-                    )
+                    return _replayed(replay)
             await tokens.touch(tx.conn, actor.token_id, tx.now)
             incident = await action(services, tx, doc, actor, request)
             comps = {c.id: c for c in await store.load_components(tx.conn, include_removed=True)}
@@ -69,20 +85,17 @@ async def _write(request: Request, action: Action, status: int = 201) -> Respons
         await services.core.record_denial(actor, refused)
         raise
     except IntegrityError:
-        # Two requests with one key raced: the loser's transaction rolled back whole; answer
-        # with what the winner stored.
-        if key is None or actor.token_id is None:
-            raise
-        async with db.read(services.engine) as conn:
-            replay = await idempotency.find(conn, actor.token_id, key, print_)
-        if replay is None:
-            raise
-        return Response(
-            replay.body,
-            replay.status,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        # The transaction rolled back whole. If two requests with one key raced, answer with
+        # what the winner stored; otherwise another writer changed the same rows meanwhile.
+        if key is not None and actor.token_id is not None:
+            async with db.read(services.engine) as conn:
+                replay = await idempotency.find(conn, actor.token_id, key, print_)
+            if replay is not None:
+                return _replayed(replay)
+        raise ConflictError(
+            "another change to the same incident landed at the same moment; nothing was "
+            "written, send the request again"
+        ) from None
     return Response(body, status, media_type="application/json")
 
 
@@ -95,7 +108,7 @@ async def _create_incident(
 async def _add_update(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
 ) -> Incident:
-    incident_id = request.path_params["incident_id"]
+    incident_id = _target_id(request)
     return await s.core.add_update(tx, incident_id, bodies.parse_new_update(doc), actor)
 
 
@@ -108,7 +121,7 @@ async def _schedule(
 async def _update_maintenance(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
 ) -> Incident:
-    incident_id = request.path_params["incident_id"]
+    incident_id = _target_id(request)
     return await s.core.update_maintenance(
         tx, incident_id, bodies.parse_maintenance_update(doc), actor
     )
@@ -134,11 +147,10 @@ async def get_incident(request: Request) -> Response:
     services = _services(request)
     async with db.read(services.engine) as conn:
         await authenticate(request, conn)
-        incident = await store.load_incident(conn, request.path_params["incident_id"])
+        incident_id = _target_id(request)
+        incident = await store.load_incident(conn, incident_id)
         if incident is None:
-            raise APIError(
-                404, "not_found", f'no incident with id "{request.path_params["incident_id"]}"'
-            )
+            raise APIError(404, "not_found", f'no incident with id "{incident_id}"')
         comps = {c.id: c for c in await store.load_components(conn, include_removed=True)}
     return Response(_incident_json(services, incident, comps), media_type="application/json")
 
@@ -147,7 +159,11 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also passes "²" (which int() rejects) and "٣"; the
+    # length cap keeps int() clear of its 4,300-digit limit.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not (
+        low <= int(raw) <= high
+    ):
         raise APIError(
             400, "invalid", f'"{name}" must be a whole number from {low} to {high}', field=name
         )
@@ -156,11 +172,11 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 async def list_audit(request: Request) -> Response:
     services = _services(request)
-    limit = _int_param(request, "limit", 100, 1, AUDIT_PAGE_MAX) or 100
-    before = _int_param(request, "before", None, 1, 2**62)
     async with db.read(services.engine) as conn:
         actor = await authenticate(request, conn)
         require_admin(actor)
+        limit = _int_param(request, "limit", 100, 1, AUDIT_PAGE_MAX) or 100
+        before = _int_param(request, "before", None, 1, 2**62)
         entries = await store.load_audit(conn, limit=limit, before_id=before)
     return JSONResponse(
         {

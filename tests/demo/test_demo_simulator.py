@@ -196,29 +196,29 @@ async def test_queues_show_the_same_numbers_whenever_they_were_first_asked(
 
 
 @pytest.mark.anyio
-async def test_the_script_takes_purchase_down_after_40s_and_back_at_100s(
+async def test_the_script_takes_purchase_down_after_60s_and_back_at_120s(
     clock: ManualClock,
 ) -> None:
     app = create_simulator(clock, DEMO_SCRIPT)
     statuses = {}
     async with client_for(app) as client:
-        for second in (39, 40, 99, 100):
+        for second in (59, 60, 119, 120):
             clock.set(OPENING + timedelta(seconds=second))
             statuses[second] = (await client.get("/api/purchase/health")).status_code
-    assert statuses == {39: 200, 40: 503, 99: 503, 100: 200}
+    assert statuses == {59: 200, 60: 503, 119: 503, 120: 200}
 
 
 @pytest.mark.anyio
-async def test_the_script_stalls_kcu_medan_at_30s_even_if_nobody_asked_then(
+async def test_the_script_stalls_kcu_medan_at_10s_even_if_nobody_asked_then(
     clock: ManualClock,
 ) -> None:
     app = create_simulator(clock, DEMO_SCRIPT)
     async with client_for(app) as client:
-        clock.set(OPENING + timedelta(seconds=30))
+        clock.set(OPENING + timedelta(seconds=10))
         at_stall = await queue_numbers(client, "kcu-medan")
-        clock.set(OPENING + timedelta(seconds=149))
+        clock.set(OPENING + timedelta(seconds=159))
         before_resume = await queue_numbers(client, "kcu-medan")
-        clock.set(OPENING + timedelta(seconds=170))
+        clock.set(OPENING + timedelta(seconds=180))
         after_resume = await queue_numbers(client, "kcu-medan")
         state = (await client.get("/control")).json()
     assert before_resume[0] == at_stall[0]

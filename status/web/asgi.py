@@ -1,0 +1,112 @@
+"""wired_app(config) → the whole app wired for serving; app_from_env() for servers that import a factory.
+
+Prototype (see bench/README.md). `siaran serve` wires the app and hands the object to uvicorn.
+`wired_app` is that wiring on its own, so any server can run the result; a server started by
+its own CLI instead imports a factory and calls it with no arguments, so the config path
+comes from the environment:
+
+    SIARAN_CONFIG=siaran.toml granian --interface asgi --factory --workers 1 \
+        --loop asyncio --http 1 --no-ws status.web.asgi:app_from_env
+
+The factory reads and validates the config, so a bad file stops the server before it binds;
+the wiring needs the server's event loop, so it runs at lifespan startup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+import broadcasters
+from status import db
+from status.clock import SystemClock
+from status.config import Config, database_url, load_config
+from status.services import build_services
+from status.web.app import create_app
+
+log = logging.getLogger("siaran")
+
+
+@asynccontextmanager
+async def wired_app(config: Config, environ: Mapping[str, str]) -> AsyncIterator[ASGIApp]:
+    """Migrate, open the broadcasters, sync components; yields create_app(...) (as cli._serve)."""
+    engine = db.make_engine(database_url(config, environ))
+    try:
+        await db.migrate(engine)
+        clock = SystemClock()
+        # Every outbound call has an explicit timeout; broadcasters may set tighter ones.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+            deps = broadcasters.Deps(clock, http, config, environ)
+            async with broadcasters.open_all(config.document, deps) as targets:
+                services = build_services(config, engine, clock, targets)
+                async with services.core.transaction() as tx:
+                    await services.core.sync_components(tx)
+                yield create_app(services)
+    finally:
+        await engine.dispose()
+
+
+def with_proxy_headers(app: ASGIApp, environ: Mapping[str, str]) -> ASGIApp:
+    """uvicorn's proxy_headers=True for any server: trust X-Forwarded-* from $FORWARDED_ALLOW_IPS."""
+    trusted = environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    # uvicorn types ASGI with its own TypedDicts; structurally the same as Starlette's.
+    wrapped: ASGIApp = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type,assignment]  # see above
+    return wrapped
+
+
+def app_from_env(environ: Mapping[str, str] | None = None) -> ASGIApp:
+    """The app for the config at $SIARAN_CONFIG (default ./siaran.toml); raises ConfigError."""
+    env = os.environ if environ is None else environ
+    config = load_config(
+        env.get("SIARAN_CONFIG", "siaran.toml"), extra_tables=broadcasters.tables()
+    )
+    return with_proxy_headers(LifespanWiredApp(config, env), env)
+
+
+class LifespanWiredApp:
+    """An ASGI app that runs `wired_app` at lifespan startup and then is the app it yields.
+
+    The server must run the lifespan (granian's `asgi` interface, uvicorn `--lifespan on`);
+    a request before startup has finished is a server misconfiguration and raises.
+    """
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        self.config, self.environ = config, environ
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if self.app is None:
+            raise RuntimeError("request before lifespan startup; run the server with lifespan on")
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        startup = await receive()  # "lifespan.startup", always the first message
+        async with AsyncExitStack() as stack:
+            try:
+                app = await stack.enter_async_context(wired_app(self.config, self.environ))
+            except Exception as exc:  # reported to the server, which refuses to start
+                log.exception("startup failed")
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                return
+            self.app = app
+            log.info("serving %s", self.config.site.name)
+            replayed = False
+
+            async def replay_startup() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return startup
+                return await receive()
+
+            # create_app's own lifespan (snapshot, schedule, dispatch) runs until shutdown.
+            await app(scope, replay_startup, send)

@@ -1,0 +1,261 @@
+"""The prober against a real upstream on loopback: one incident per outage, honest about hours."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from status import db
+from status.clock import ManualClock
+from status.config import Config, load_config_text
+from status.prober import Prober
+from status.schema import events, incidents
+from status.services import Services, build_services
+from tests.fakes.upstream import Upstream, serve
+
+pytestmark = pytest.mark.anyio
+BROADCAST = ("incident.created", "incident.updated", "incident.resolved")
+
+UPSTREAM_CONFIG = """
+[site]
+name = "Status e-Meterai"
+public_url = "https://status.example.id"
+
+[prober]
+resolve_after = "5m"
+
+[[component]]
+id = "emeterai-purchase"
+name = "Pembelian e-Meterai"
+group = "Layanan e-Meterai"
+
+[[check]]
+id = "purchase-api"
+component = "emeterai-purchase"
+url = "{url}/api/purchase/health"
+interval = "30s"
+timeout = "2s"
+conditions = ["status == 200", "body.status == 'UP'"]
+fail_after = 3
+recover_after = 2
+"""
+
+BRANCH = """
+[[branch]]
+id = "{id}"
+name = "KCU {name}"
+region = "Sumatera Utara"
+timezone = "Asia/Jakarta"
+hours = "Mon-Fri 07:30-16:00"
+queue_url = "{url}/queues/{id}"
+queue_interval = "1m"
+stall_after = "{stall}"
+"""
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[Upstream, str]]:
+    fake = Upstream()
+    with serve(fake.app()) as url:
+        yield fake, url
+
+
+def config_for(url: str, branches: int = 0, stall: str = "20m") -> Config:
+    text = UPSTREAM_CONFIG.replace("{url}", url)
+    for n in range(branches):
+        text += (
+            BRANCH.replace("{url}", url)
+            .replace("{id}", f"kc-{n:02d}")
+            .replace("{name}", f"Cabang {n:02d}")
+            .replace("{stall}", stall)
+        )
+    return load_config_text(text, "test.toml")
+
+
+@pytest.fixture
+async def checks_http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+async def started(
+    config: Config, engine: AsyncEngine, clock: ManualClock, http: httpx.AsyncClient
+) -> tuple[Services, Prober]:
+    services = build_services(config, engine, clock)
+    async with services.core.transaction() as tx:
+        await services.core.sync_components(tx)
+    prober = Prober(services.core, http, rng=random.Random(7))  # noqa: S311 - test jitter
+    await prober.start()
+    return services, prober
+
+
+async def step(prober: Prober, clock: ManualClock, by: timedelta, times: int = 1) -> None:
+    """Let `by` pass `times` times, running whatever falls due, as the live loop would."""
+    for _ in range(times):
+        clock.advance(by)
+        await prober.run_due()
+        await prober.housekeeping()
+
+
+async def summary(services: Services) -> dict[str, object]:
+    await services.snapshot.refresh()
+    doc: dict[str, object] = json.loads(services.snapshot.files["/api/v2/summary.json"].body)
+    return doc
+
+
+async def event_kinds(engine: AsyncEngine) -> list[str]:
+    async with db.read(engine) as conn:
+        return [r.kind for r in await conn.execute(select(events.c.kind).order_by(events.c.id))]
+
+
+async def incident_rows(engine: AsyncEngine) -> list[tuple[str, str]]:
+    async with db.read(engine) as conn:
+        rows = await conn.execute(select(incidents.c.id, incidents.c.status))
+        return [(r.id, r.status) for r in rows]
+
+
+def component(doc: dict[str, object], component_id: str) -> str:
+    comps = doc["components"]
+    assert isinstance(comps, list)
+    return str(next(c["status"] for c in comps if c["id"] == component_id))
+
+
+async def test_an_upstream_outage_opens_one_incident_updated_then_resolved(
+    engine: AsyncEngine,
+    clock: ManualClock,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    fake, url = upstream
+    services, prober = await started(config_for(url), engine, clock, checks_http)
+    interval = timedelta(seconds=30)
+    await step(prober, clock, interval, 2)
+    assert await incident_rows(engine) == []
+
+    fake.down.add("purchase")
+    await step(prober, clock, interval, 2)
+    assert await incident_rows(engine) == []  # two failures are not yet an outage
+    await step(prober, clock, interval)
+    (opened,) = await incident_rows(engine)
+    doc = await summary(services)
+    assert opened[1] == "investigating"
+    assert component(doc, "emeterai-purchase") == "major_outage"
+    assert doc["status"] == {"indicator": "critical", "description": "Gangguan besar"}
+    body = doc["incidents"][0]["incident_updates"][0]["body"]  # type: ignore[index]
+    assert "Pembelian e-Meterai bermasalah sejak" in body
+    assert "condition failed: status == 200 (got 503)" in body
+    assert "has been failing since" in body
+
+    await step(prober, clock, interval, 5)  # still down: nothing new
+    assert len(await incident_rows(engine)) == 1
+
+    fake.down.clear()
+    await step(prober, clock, interval, 2)
+    assert await incident_rows(engine) == [(opened[0], "monitoring")]
+    doc = await summary(services)
+    assert component(doc, "emeterai-purchase") == "operational"
+    await step(prober, clock, interval, 10)  # five quiet minutes
+    assert await incident_rows(engine) == [(opened[0], "resolved")]
+    doc = await summary(services)
+    assert doc["incidents"] == []
+    assert doc["status"]["indicator"] == "none"  # type: ignore[index]
+    kinds = [k for k in await event_kinds(engine) if k in BROADCAST]
+    assert kinds == ["incident.created", "incident.updated", "incident.resolved"]
+
+
+async def test_a_flapping_check_keeps_one_incident_open(
+    engine: AsyncEngine,
+    clock: ManualClock,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    fake, url = upstream
+    _services, prober = await started(config_for(url), engine, clock, checks_http)
+    interval = timedelta(seconds=30)
+    for _ in range(4):  # down 3, up 2: confirmed each way, but never five quiet minutes
+        fake.down.add("purchase")
+        await step(prober, clock, interval, 3)
+        fake.down.clear()
+        await step(prober, clock, interval, 2)
+    rows = await incident_rows(engine)
+    assert len(rows) == 1
+    assert rows[0][1] == "monitoring"
+    kinds = [k for k in await event_kinds(engine) if k in BROADCAST]
+    assert kinds.count("incident.created") == 1
+
+
+def monday(hour: int, minute: int = 0, day: int = 23, month: int = 11) -> datetime:
+    # 23 November 2026 is a Monday; WIB is UTC+7.
+    return datetime(2026, month, day, hour - 7, minute, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "opens"),
+    [
+        pytest.param(monday(10), True, id="stall-during-opening-hours"),
+        pytest.param(monday(15, 50), False, id="stall-running-into-closing-time"),
+        pytest.param(monday(10, month=8, day=17), False, id="stall-on-independence-day"),
+    ],
+)
+async def test_a_stalled_queue_opens_a_branch_incident_only_while_the_branch_is_open(
+    engine: AsyncEngine,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+    start: datetime,
+    opens: bool,
+) -> None:
+    fake, url = upstream
+    clock = ManualClock(start)
+    fake.queues = {"kc-00": (37, 120)}  # 83 people waiting, serving frozen at 37
+    services, prober = await started(config_for(url, branches=1), engine, clock, checks_http)
+    await step(prober, clock, timedelta(minutes=1), 30)
+    rows = await incident_rows(engine)
+    branches = json.loads(services.snapshot.files["/api/v1/branches"].body)["branches"]
+    assert branches[0]["queue"]["serving"] == 37
+    assert branches[0]["queue"]["length"] == 83
+    if opens:
+        assert len(rows) == 1
+        doc = await summary(services)
+        assert component(doc, "kc-00") == "partial_outage"
+        update = doc["incidents"][0]["incident_updates"][0]["body"]  # type: ignore[index]
+        assert "antrean tidak bergerak sejak 10.01 WIB" in update  # the first reading
+        assert branches[0]["queue"]["stalled"] is True
+    else:
+        assert rows == []
+        assert branches[0]["status"] == "operational"
+
+
+async def test_fifty_branches_failing_with_the_upstream_fold_into_its_one_incident(
+    engine: AsyncEngine,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    fake, url = upstream
+    clock = ManualClock(monday(9))
+    fake.queues = {f"kc-{n:02d}": (10, 60) for n in range(50)}
+    config = config_for(url, branches=50, stall="3m")
+    services, prober = await started(config, engine, clock, checks_http)
+    await step(prober, clock, timedelta(seconds=60), 2)
+    fake.advance_queues()
+    await step(prober, clock, timedelta(seconds=60), 1)
+    before = len(await event_kinds(engine))
+
+    fake.down.add("purchase")  # the stamp service fails; queues freeze everywhere
+    await step(prober, clock, timedelta(seconds=30), 10)  # five minutes
+    rows = await incident_rows(engine)
+    assert len(rows) == 1
+    doc = await summary(services)
+    (incident,) = doc["incidents"]  # type: ignore[misc]
+    listed = {c["id"] for c in incident["components"]}
+    assert listed == {"emeterai-purchase"} | {f"kc-{n:02d}" for n in range(50)}
+    assert all(component(doc, f"kc-{n:02d}") == "partial_outage" for n in range(50))
+    new = (await event_kinds(engine))[before:]
+    assert [k for k in new if k in BROADCAST] == ["incident.created"]
+    assert new.count("incident.affected") < 10  # batched, not one per branch
