@@ -9,18 +9,20 @@ components) instead of getting its own, so fifty failing branches make one incid
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, insert, select, update
 
 from status import store
-from status.checks.queue import QueueState
+from status.checks.queue import QueueState, manual_queue_state
 from status.commands import NewIncident, NewUpdate
 from status.core import Core, Tx
+from status.errors import InvalidError, NotFoundError
+from status.hours import open_state
 from status.i18n import format_local, t
-from status.model import PROBER, Incident, Verdict
+from status.model import PROBER, Actor, Incident, Verdict
 from status.rules import derive_component_status
 from status.schema import (
     branch_queues,
@@ -272,6 +274,62 @@ class Automatic:
     async def record_queues(self, tx: Tx, states: Mapping[str, QueueState | str]) -> None:
         await record_queues(self.core, tx, states)
 
+    # -- staff -------------------------------------------------------------------------------
+
+    async def set_queue(
+        self,
+        tx: Tx,
+        branch_id: str,
+        serving: int,
+        issued: int,
+        counters_open: int | None,
+        actor: Actor,
+    ) -> QueueState:
+        """Staff type in their queue (branches without a queue system, or one that is down)."""
+        branch = self.config.branch(branch_id)
+        if branch is None:
+            raise NotFoundError(f'no branch with id "{branch_id}"')
+        self.core._authorize(actor, [branch_id], action="queue.set", target=branch_id)
+        row = (
+            await tx.conn.execute(
+                select(branch_queues).where(branch_queues.c.branch_id == branch_id)
+            )
+        ).first()
+        is_open = open_state(branch.opening_hours, branch.zone, tx.now).is_open
+        state = manual_queue_state(
+            serving, issued, counters_open, tx.now, _state_of(row), is_open=is_open
+        )
+        await record_queues(self.core, tx, {branch_id: state})
+        await self.core._audit(
+            tx,
+            actor,
+            "queue.set",
+            branch_id,
+            {"serving": serving, "issued": issued, "counters_open": counters_open},
+        )
+        return state
+
+    async def silence(self, tx: Tx, check_id: str, until: datetime | None, actor: Actor) -> None:
+        """No automatic incidents from this check until `until` (None lifts the silence)."""
+        row = (
+            await tx.conn.execute(
+                select(check_state.c.component_id).where(check_state.c.check_id == check_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f'no check with id "{check_id}"')
+        self.core._authorize(actor, [row.component_id], action="check.silence", target=check_id)
+        if until is not None and until <= tx.now:
+            raise InvalidError("the silence must end in the future", field="until")
+        await tx.conn.execute(
+            update(check_state)
+            .where(check_state.c.check_id == check_id)
+            .values(silenced_until=until)
+        )
+        await self.core._audit(
+            tx, actor, "check.silence", check_id, {"until": until.isoformat() if until else None}
+        )
+
     # -- quiet period -----------------------------------------------------------------------
 
     async def resolve_quiet(self, tx: Tx) -> list[str]:
@@ -377,3 +435,24 @@ async def record_queues(core: Core, tx: Tx, states: Mapping[str, QueueState | st
             changed.append(branch_id)
     if changed:
         await core._event(tx, "queues.updated", None, changed, {"branches": changed})
+
+
+def _state_of(row: Any) -> QueueState | None:
+    """The stored queue row as a QueueState, so manual entries continue its rate samples."""
+    if row is None or row.read_at is None or row.serving is None:
+        return None
+    wait = row.estimated_wait_s
+    return QueueState(
+        serving=row.serving,
+        issued=row.issued,
+        counters_open=row.counters_open,
+        length=row.length,
+        last_move_at=row.last_move_at,
+        served_per_hour=row.served_per_hour,
+        estimated_wait=None if wait is None else timedelta(seconds=wait),
+        stalled=row.stalled,
+        is_open=row.is_open,
+        read_at=row.read_at,
+        samples=tuple((datetime.fromisoformat(at), n) for at, n in row.samples),
+        source=row.source,
+    )

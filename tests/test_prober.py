@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from status import db
 from status.clock import ManualClock
 from status.config import Config, load_config_text
 from status.prober import Prober
-from status.schema import events, incidents
+from status.schema import check_state, events, incidents
 from status.services import Services, build_services
 from tests.fakes.upstream import Upstream, serve
 
@@ -60,6 +61,11 @@ stall_after = "{stall}"
 """
 
 
+def jitter(seed: int) -> random.Random:
+    """Deterministic phases, so a failing run can be replayed."""
+    return random.Random(seed)  # noqa: S311 - scheduling jitter, not security
+
+
 @pytest.fixture
 def upstream() -> Iterator[tuple[Upstream, str]]:
     fake = Upstream()
@@ -91,7 +97,7 @@ async def started(
     services = build_services(config, engine, clock)
     async with services.core.transaction() as tx:
         await services.core.sync_components(tx)
-    prober = Prober(services.core, http, rng=random.Random(7))  # noqa: S311 - test jitter
+    prober = Prober(services.core, http, rng=jitter(7))
     await prober.start()
     return services, prober
 
@@ -104,9 +110,9 @@ async def step(prober: Prober, clock: ManualClock, by: timedelta, times: int = 1
         await prober.housekeeping()
 
 
-async def summary(services: Services) -> dict[str, object]:
+async def summary(services: Services) -> dict[str, Any]:
     await services.snapshot.refresh()
-    doc: dict[str, object] = json.loads(services.snapshot.files["/api/v2/summary.json"].body)
+    doc: dict[str, Any] = json.loads(services.snapshot.files["/api/v2/summary.json"].body)
     return doc
 
 
@@ -121,7 +127,7 @@ async def incident_rows(engine: AsyncEngine) -> list[tuple[str, str]]:
         return [(r.id, r.status) for r in rows]
 
 
-def component(doc: dict[str, object], component_id: str) -> str:
+def component(doc: dict[str, Any], component_id: str) -> str:
     comps = doc["components"]
     assert isinstance(comps, list)
     return str(next(c["status"] for c in comps if c["id"] == component_id))
@@ -148,7 +154,7 @@ async def test_an_upstream_outage_opens_one_incident_updated_then_resolved(
     assert opened[1] == "investigating"
     assert component(doc, "emeterai-purchase") == "major_outage"
     assert doc["status"] == {"indicator": "critical", "description": "Gangguan besar"}
-    body = doc["incidents"][0]["incident_updates"][0]["body"]  # type: ignore[index]
+    body = doc["incidents"][0]["incident_updates"][0]["body"]
     assert "Pembelian e-Meterai bermasalah sejak" in body
     assert "condition failed: status == 200 (got 503)" in body
     assert "has been failing since" in body
@@ -165,7 +171,7 @@ async def test_an_upstream_outage_opens_one_incident_updated_then_resolved(
     assert await incident_rows(engine) == [(opened[0], "resolved")]
     doc = await summary(services)
     assert doc["incidents"] == []
-    assert doc["status"]["indicator"] == "none"  # type: ignore[index]
+    assert doc["status"]["indicator"] == "none"
     kinds = [k for k in await event_kinds(engine) if k in BROADCAST]
     assert kinds == ["incident.created", "incident.updated", "incident.resolved"]
 
@@ -224,7 +230,7 @@ async def test_a_stalled_queue_opens_a_branch_incident_only_while_the_branch_is_
         assert len(rows) == 1
         doc = await summary(services)
         assert component(doc, "kc-00") == "partial_outage"
-        update = doc["incidents"][0]["incident_updates"][0]["body"]  # type: ignore[index]
+        update = doc["incidents"][0]["incident_updates"][0]["body"]
         assert "antrean tidak bergerak sejak 10.01 WIB" in update  # the first reading
         assert branches[0]["queue"]["stalled"] is True
     else:
@@ -252,10 +258,64 @@ async def test_fifty_branches_failing_with_the_upstream_fold_into_its_one_incide
     rows = await incident_rows(engine)
     assert len(rows) == 1
     doc = await summary(services)
-    (incident,) = doc["incidents"]  # type: ignore[misc]
+    (incident,) = doc["incidents"]
     listed = {c["id"] for c in incident["components"]}
     assert listed == {"emeterai-purchase"} | {f"kc-{n:02d}" for n in range(50)}
     assert all(component(doc, f"kc-{n:02d}") == "partial_outage" for n in range(50))
     new = (await event_kinds(engine))[before:]
     assert [k for k in new if k in BROADCAST] == ["incident.created"]
     assert new.count("incident.affected") < 10  # batched, not one per branch
+
+
+async def owners(engine: AsyncEngine) -> dict[str, str | None]:
+    async with db.read(engine) as conn:
+        rows = await conn.execute(select(check_state.c.check_id, check_state.c.owner))
+        return {r.check_id: r.owner for r in rows}
+
+
+async def test_two_instances_share_the_checks_and_a_dead_ones_move_within_a_lease(
+    engine: AsyncEngine,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    _fake, url = upstream
+    clock = ManualClock(monday(9))
+    config = config_for(url, branches=9)  # ten checks: the upstream and nine queues
+    lease = config.prober.lease
+    _a_services, a = await started(config, engine, clock, checks_http)
+    b = Prober(
+        build_services(config, engine, clock).core,
+        checks_http,
+        rng=jitter(8),
+        instance_id="prober-b",
+    )
+    await b.start()
+    await a.claim()  # a now sees b alive and sheds to its fair share
+    await b.claim()
+    held = await owners(engine)
+    assert sorted(str(o) for o in held.values()) == sorted([a.instance_id] * 5 + ["prober-b"] * 5)
+
+    # b dies without a word (no release). Within one lease a holds everything.
+    clock.advance(lease + timedelta(seconds=1))
+    await a.claim()
+    assert set((await owners(engine)).values()) == {a.instance_id}
+    # and a runs them: every check reports within one interval
+    await step(a, clock, timedelta(minutes=1))
+    async with db.read(engine) as conn:
+        ran = await conn.execute(
+            select(check_state.c.check_id).where(check_state.c.last_at.is_not(None))
+        )
+        assert len(list(ran)) == 10
+
+
+async def test_a_clean_stop_hands_checks_back_at_once(
+    engine: AsyncEngine,
+    clock: ManualClock,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    _fake, url = upstream
+    _services, prober = await started(config_for(url), engine, clock, checks_http)
+    assert set((await owners(engine)).values()) == {prober.instance_id}
+    await prober.stop()
+    assert set((await owners(engine)).values()) == {None}
