@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from status import db, outbox, store
@@ -516,6 +516,11 @@ class Core:
     # -- shared steps -------------------------------------------------------------------------
 
     async def _incident(self, tx: Tx, incident_id: str, kind: IncidentKind) -> Incident:
+        # Lock the row first: two writers updating one incident must not both compute their
+        # change from the same stale copy (PostgreSQL; SQLite already serialises writers).
+        await tx.conn.execute(
+            select(incidents.c.id).where(incidents.c.id == incident_id).with_for_update()
+        )
         found = await store.load_incident(tx.conn, incident_id)
         if found is None or found.kind is not kind:
             noun = "incident" if kind is IncidentKind.INCIDENT else "maintenance"
@@ -559,10 +564,14 @@ class Core:
         actor: Actor,
         affected: Iterable[AffectedComponent],
     ) -> None:
+        count = await tx.conn.execute(
+            select(func.count()).where(incident_updates.c.incident_id == incident_id)
+        )
         await tx.conn.execute(
             insert(incident_updates).values(
                 id=new_id(),
                 incident_id=incident_id,
+                position=int(count.scalar_one()),
                 status=status,
                 body=body,
                 created_at=tx.now,

@@ -120,6 +120,8 @@ incident_updates = Table(
     Column("display_at", UTCDateTime, nullable=False),
     Column("affected_components", JSON, nullable=False),
     Column("author", String(200), nullable=False, default=""),
+    # Order within the incident: timestamps tie when updates land in the same instant.
+    Column("position", Integer, nullable=False, server_default="0"),
 )
 
 # The outbox: one row per committed change, written in the change's own transaction.

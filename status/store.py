@@ -64,7 +64,7 @@ async def load_incidents(conn: AsyncConnection, ids: Sequence[str]) -> list[Inci
     for u in await conn.execute(
         select(incident_updates)
         .where(incident_updates.c.incident_id.in_(ids))
-        .order_by(incident_updates.c.display_at.desc(), incident_updates.c.created_at.desc())
+        .order_by(incident_updates.c.position.desc())
     ):
         affected = tuple(
             AffectedComponent(
