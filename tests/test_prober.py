@@ -15,10 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from status import db
 from status.clock import ManualClock
+from status.commands import NewUpdate
 from status.config import Config, load_config_text
+from status.model import PROBER, Actor
 from status.prober import Prober
 from status.schema import check_state, events, incidents
 from status.services import Services, build_services
+from status.vocabulary import IncidentStatus
 from tests.fakes.upstream import Upstream, serve
 
 pytestmark = pytest.mark.anyio
@@ -319,3 +322,44 @@ async def test_a_clean_stop_hands_checks_back_at_once(
     assert set((await owners(engine)).values()) == {prober.instance_id}
     await prober.stop()
     assert set((await owners(engine)).values()) == {None}
+
+
+async def test_a_silenced_check_opens_no_incident_but_still_moves_the_status(
+    engine: AsyncEngine,
+    clock: ManualClock,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    fake, url = upstream
+    services, prober = await started(config_for(url), engine, clock, checks_http)
+    async with services.core.transaction() as tx:
+        await prober.automatic.silence(tx, "purchase-api", clock.now() + timedelta(hours=1), PROBER)
+    fake.down.add("purchase")
+    await step(prober, clock, timedelta(seconds=30), 4)
+    assert await incident_rows(engine) == []
+    assert component(await summary(services), "emeterai-purchase") == "major_outage"
+
+
+async def test_after_staff_take_an_automatic_incident_over_the_prober_writes_no_updates(
+    engine: AsyncEngine,
+    clock: ManualClock,
+    checks_http: httpx.AsyncClient,
+    upstream: tuple[Upstream, str],
+) -> None:
+    fake, url = upstream
+    services, prober = await started(config_for(url), engine, clock, checks_http)
+    fake.down.add("purchase")
+    await step(prober, clock, timedelta(seconds=30), 3)
+    ((incident_id, _),) = await incident_rows(engine)
+    staff = Actor("ops", ("admin",), token_id="t-ops")
+    async with services.core.transaction() as tx:
+        await services.core.add_update(
+            tx,
+            incident_id,
+            NewUpdate(IncidentStatus.IDENTIFIED, "Penyedia e-Meterai sedang memperbaiki server."),
+            staff,
+        )
+    fake.down.clear()
+    await step(prober, clock, timedelta(seconds=30), 20)  # recovered, ten quiet minutes
+    assert await incident_rows(engine) == [(incident_id, "identified")]  # staff decide
+    assert component(await summary(services), "emeterai-purchase") == "operational"

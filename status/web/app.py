@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 
 from status.scheduler import run_schedule
 from status.services import Services
-from status.web import public, staff
+from status.web import operations, public, staff
 from status.web.errors import HANDLERS
 from status.web.public import PublicFiles
 
@@ -47,7 +47,7 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
                 await prober.stop()
 
     app = Starlette(
-        routes=[*public.routes, *staff.routes],
+        routes=[*public.routes, *staff.routes, *operations.routes],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from status.commands import (
     NewMaintenance,
     NewUpdate,
 )
+from status.durations import parse_duration
 from status.vocabulary import ComponentStatus, Impact, IncidentStatus, MaintenanceStatus
 from status.web.errors import APIError
 
@@ -284,3 +286,55 @@ def parse_maintenance_update(doc: Mapping[str, Any]) -> MaintenanceUpdate:
         scheduled_for=_time(doc, "scheduled_for", required=False),
         scheduled_until=_time(doc, "scheduled_until", required=False),
     )
+
+
+def _count(doc: Mapping[str, Any], key: str, *, required: bool = True) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise _invalid(key, f'"{key}" is required: a whole number of tickets')
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise _invalid(key, f'"{key}" must be a whole number from 0 to 1000000000')
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    serving: int
+    issued: int
+    counters_open: int | None
+
+
+def parse_queue_entry(doc: Mapping[str, Any]) -> QueueEntry:
+    """Staff typing their queue: {"serving": 37, "issued": 120, "counters_open": 2}."""
+    _only(doc, ("serving", "issued", "counters_open"))
+    serving, issued = _count(doc, "serving") or 0, _count(doc, "issued") or 0  # required
+    return QueueEntry(serving, issued, _count(doc, "counters_open", required=False))
+
+
+SILENCE_MAX = timedelta(days=7)
+
+
+def parse_silence(doc: Mapping[str, Any], now: datetime) -> datetime | None:
+    """{"for": "30m"} or {"until": "2026-11-24T01:00:00Z"}; {"until": null} lifts a silence."""
+    _only(doc, ("for", "until"))
+    if "for" in doc and "until" in doc:
+        raise _invalid("for", 'give "for" or "until", not both')
+    if "for" in doc:
+        value = doc["for"]
+        try:
+            length = parse_duration(value) if isinstance(value, str) else None
+        except ValueError:
+            length = None
+        if length is None or length <= timedelta(0):
+            raise _invalid("for", '"for" must be a duration like "30m" or "2h"')
+        if length > SILENCE_MAX:
+            raise _invalid("for", "a check can be silenced for at most 7 days")
+        return now + length
+    if "until" not in doc:
+        raise _invalid("for", 'give "for" (e.g. "30m") or "until" (a time, or null to lift)')
+    until = _time(doc, "until", required=False)
+    if until is not None and until - now > SILENCE_MAX:
+        raise _invalid("until", "a check can be silenced for at most 7 days")
+    return until

@@ -12,6 +12,7 @@ from typing import Any
 from status import __version__
 from status.config import Site
 from status.snapshot import PUBLIC_CACHE
+from status.web import openapi_operations
 from status.web.bodies import MAX_BODY_BYTES
 from status.web.idempotency import KEY_MAX
 from status.web.openapi_schemas import INTEGER, Schema, ref, schemas
@@ -273,6 +274,9 @@ def build_openapi(site: Site) -> dict[str, Any]:
         paths[path] = _public_item(op_id, schema_name, summary, tag)
     paths["/healthz"] = _healthz()
     paths.update(_staff_paths())
+    paths.update(openapi_operations.paths({code: name for code, (name, _) in _ERRORS.items()}))
+    components = _components()
+    components["schemas"].update(openapi_operations.schemas())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -293,5 +297,5 @@ def build_openapi(site: Site) -> dict[str, Any]:
         ],
         "security": [{"bearer": []}],
         "paths": paths,
-        "components": _components(),
+        "components": components,
     }

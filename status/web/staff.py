@@ -21,7 +21,8 @@ from status.web import bodies, idempotency
 from status.web.auth import authenticate, require_admin
 from status.web.errors import APIError
 
-Action = Callable[[Services, Tx, dict[str, Any], Actor, Request], Awaitable[Incident]]
+# A write: parse the body, call the core, return the JSON document to answer with.
+Action = Callable[[Services, Tx, dict[str, Any], Actor, Request], Awaitable[dict[str, Any]]]
 AUDIT_PAGE_MAX = 500
 ID_MAX = 64  # the id columns' width
 
@@ -34,6 +35,11 @@ def _services(request: Request) -> Services:
 def _incident_json(services: Services, incident: Incident, comps: dict[str, Any]) -> str:
     doc = build_incident(incident, comps, services.config.site)
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _incident_doc(s: Services, tx: Tx, incident: Incident) -> dict[str, Any]:
+    comps = {c.id: c for c in await store.load_components(tx.conn, include_removed=True)}
+    return build_incident(incident, comps, s.config.site)
 
 
 def _replayed(replay: idempotency.Replay) -> Response:
@@ -56,7 +62,7 @@ def _target_id(request: Request) -> str:
     return value
 
 
-async def _write(request: Request, action: Action, status: int = 201) -> Response:
+async def write(request: Request, action: Action, status: int = 201) -> Response:
     """Authenticate, read the body, then do the change and its idempotency record in one transaction."""
     services = _services(request)
     async with db.read(services.engine) as conn:
@@ -74,9 +80,8 @@ async def _write(request: Request, action: Action, status: int = 201) -> Respons
                 if replay is not None:
                     return _replayed(replay)
             await tokens.touch(tx.conn, actor.token_id, tx.now)
-            incident = await action(services, tx, doc, actor, request)
-            comps = {c.id: c for c in await store.load_components(tx.conn, include_removed=True)}
-            body = _incident_json(services, incident, comps)
+            answer = await action(services, tx, doc, actor, request)
+            body = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
             if key is not None and actor.token_id is not None:
                 await idempotency.remember(
                     tx.conn, actor.token_id, key, print_, status, body, tx.now
@@ -101,46 +106,50 @@ async def _write(request: Request, action: Action, status: int = 201) -> Respons
 
 async def _create_incident(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _r: Request
-) -> Incident:
-    return await s.core.create_incident(tx, bodies.parse_new_incident(doc), actor)
+) -> dict[str, Any]:
+    incident = await s.core.create_incident(tx, bodies.parse_new_incident(doc), actor)
+    return await _incident_doc(s, tx, incident)
 
 
 async def _add_update(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
-) -> Incident:
+) -> dict[str, Any]:
     incident_id = _target_id(request)
-    return await s.core.add_update(tx, incident_id, bodies.parse_new_update(doc), actor)
+    incident = await s.core.add_update(tx, incident_id, bodies.parse_new_update(doc), actor)
+    return await _incident_doc(s, tx, incident)
 
 
 async def _schedule(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _r: Request
-) -> Incident:
-    return await s.core.schedule_maintenance(tx, bodies.parse_new_maintenance(doc), actor)
+) -> dict[str, Any]:
+    incident = await s.core.schedule_maintenance(tx, bodies.parse_new_maintenance(doc), actor)
+    return await _incident_doc(s, tx, incident)
 
 
 async def _update_maintenance(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
-) -> Incident:
+) -> dict[str, Any]:
     incident_id = _target_id(request)
-    return await s.core.update_maintenance(
+    incident = await s.core.update_maintenance(
         tx, incident_id, bodies.parse_maintenance_update(doc), actor
     )
+    return await _incident_doc(s, tx, incident)
 
 
 async def create_incident(request: Request) -> Response:
-    return await _write(request, _create_incident)
+    return await write(request, _create_incident)
 
 
 async def add_update(request: Request) -> Response:
-    return await _write(request, _add_update)
+    return await write(request, _add_update)
 
 
 async def create_maintenance(request: Request) -> Response:
-    return await _write(request, _schedule)
+    return await write(request, _schedule)
 
 
 async def update_maintenance(request: Request) -> Response:
-    return await _write(request, _update_maintenance)
+    return await write(request, _update_maintenance)
 
 
 async def get_incident(request: Request) -> Response:
