@@ -13,7 +13,9 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
@@ -22,6 +24,7 @@ import broadcasters
 from status import __version__, db, tokens
 from status.clock import SystemClock
 from status.config import Config, ConfigError, database_url, load_config, load_config_text
+from status.hours import DAYS
 from status.services import build_services
 from status.web.app import create_app
 
@@ -154,9 +157,15 @@ def _free_port(host: str) -> int:
         return port
 
 
-def demo_config(simulator_url: str, public_url: str, database: str) -> Config:
+def demo_text(simulator_url: str, public_url: str, now: datetime) -> str:
+    """The demo config with its placeholders filled (see status/demo/demo.toml)."""
     text = (DEMO_DIR / "demo.toml").read_text(encoding="utf-8")
-    text = text.replace("{simulator}", simulator_url).replace("{public_url}", public_url)
+    yesterday = (now.astimezone(ZoneInfo("Asia/Makassar")) - timedelta(days=1)).weekday()
+    return text.format(simulator=simulator_url, public_url=public_url, closed_today=DAYS[yesterday])
+
+
+def demo_config(simulator_url: str, public_url: str, database: str, now: datetime) -> Config:
+    text = demo_text(simulator_url, public_url, now)
     text = text.replace("sqlite:///siaran-demo.db", database)
     return load_config_text(text, "<demo>", extra_tables=_extra_tables())
 
@@ -168,7 +177,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sim_port = _free_port(args.host)
     sim_url = f"http://{args.host}:{sim_port}"
     public_url = f"http://{args.host}:{args.port}"
-    config = demo_config(sim_url, public_url, os.environ.get("SIARAN_DATABASE_URL", args.database))
+    config = demo_config(
+        sim_url, public_url, os.environ.get("SIARAN_DATABASE_URL", args.database), clock.now()
+    )
     simulator = uvicorn.Server(
         uvicorn.Config(
             create_simulator(clock, DEMO_SCRIPT),

@@ -11,9 +11,11 @@ import pytest
 from starlette.applications import Starlette
 
 import broadcasters
+from status.cli import demo_config
 from status.clock import ManualClock
 from status.config import load_config_text
 from status.demo.simulator import DEMO_SCRIPT, ScriptStep, create_simulator
+from status.hours import open_state
 
 # 05:00 WIB on the first morning of the 2024 CASN rush in Medan.
 OPENING = datetime(2024, 9, 1, 22, 0, tzinfo=UTC)
@@ -320,11 +322,13 @@ def starter_text() -> str:
     return files("status.demo").joinpath("starter.toml").read_text(encoding="utf-8")
 
 
+def fill(text: str) -> str:
+    """What `siaran demo` does to the template (status.cli.demo_text), for a Monday."""
+    return text.format(simulator=SIMULATOR_URL, public_url=PUBLIC_URL, closed_today="Sun")
+
+
 def test_the_demo_config_validates_once_its_placeholders_are_filled() -> None:
-    text = demo_text()
-    filled = text.replace("{simulator}", SIMULATOR_URL).replace("{public_url}", PUBLIC_URL)
-    # The placeholders are the only braces, so str.format would fill it just the same.
-    assert filled == text.format(simulator=SIMULATOR_URL, public_url=PUBLIC_URL)
+    filled = fill(demo_text())
     config = load_config_text(filled, "demo.toml", extra_tables=broadcasters.tables())
     assert [b.id for b in config.branches] == [
         "kcu-medan",
@@ -354,8 +358,7 @@ def test_the_demo_config_validates_once_its_placeholders_are_filled() -> None:
 async def test_every_demo_check_and_queue_url_is_a_route_the_simulator_serves(
     simulator: Starlette,
 ) -> None:
-    filled = demo_text().replace("{simulator}", SIMULATOR_URL).replace("{public_url}", PUBLIC_URL)
-    config = load_config_text(filled, "demo.toml", extra_tables=broadcasters.tables())
+    config = load_config_text(fill(demo_text()), "demo.toml", extra_tables=broadcasters.tables())
     urls = [check.url for check in config.checks]
     urls += [branch.queue_url for branch in config.branches if branch.queue_url]
     async with client_for(simulator) as client:
@@ -389,3 +392,12 @@ def test_the_starter_telegram_section_is_valid_once_uncommented() -> None:
             {"chat": "@statusemeterai", "components": ["*"], "language": "id", "live_board": True}
         ],
     }
+
+
+def test_the_demo_keeps_denpasar_closed_whatever_day_it_runs() -> None:
+    for day in range(23, 30):  # a whole week, each day at 10:00 WITA
+        now = datetime(2026, 11, day, 2, 0, tzinfo=UTC)
+        config = demo_config(SIMULATOR_URL, PUBLIC_URL, "sqlite:///x.db", now)
+        denpasar = config.branch("kcu-denpasar")
+        assert denpasar is not None
+        assert not open_state(denpasar.opening_hours, denpasar.zone, now).is_open

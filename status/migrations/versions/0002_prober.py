@@ -99,9 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prober_instances")),
     )
     with op.batch_alter_table("incident_updates", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("position", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("position", sa.Integer(), server_default="0", nullable=False))
 
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("check_id", sa.String(length=64), nullable=True))
