@@ -38,7 +38,7 @@ async def append(
     return int(result.scalar_one())
 
 
-def _event(row: Any) -> Event:
+def as_event(row: Any) -> Event:
     return Event(
         row.id, row.kind, row.created_at, row.incident_id, tuple(row.component_ids), row.payload
     )
@@ -50,7 +50,7 @@ async def follow(engine: AsyncEngine, after_id: int, *, limit: int = 500) -> lis
         rows = await conn.execute(
             select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
         )
-        return [_event(r) for r in rows]
+        return [as_event(r) for r in rows]
 
 
 async def latest_id(conn: AsyncConnection) -> int:

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -136,6 +138,8 @@ events = Table(
     Column("incident_id", ID, nullable=True),
     Column("component_ids", JSON, nullable=False),
     Column("payload", JSON, nullable=False),
+    # Set once the dispatcher has written this event's deliveries (one per target).
+    Column("planned", Boolean, nullable=False, server_default=false(), index=True),
 )
 
 tokens = Table(
@@ -261,4 +265,58 @@ prober_instances = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+
+# Broadcast targets (a channel, a webhook, a subscriber's chat): who holds the send lease,
+# and whether a permanent failure stopped it.
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    # A target added later gets news from then on, not the whole history.
+    Column("since_event_id", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("disabled_reason", String(300), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per (event, target): the delivery log ops read ("what was sent where, what failed").
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "event_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("events.id"),
+        nullable=False,
+    ),
+    Column("target", String(200), nullable=False),
+    Column("incident_id", String(64), nullable=True),
+    # pending → sending (in flight) → sent | failed; "sending" after a crash is retried
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("receipt", String(100), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("event_id", "target", name="uq_deliveries_event_target"),
+    Index("ix_deliveries_target_status", "target", "status", "event_id"),
+    Index("ix_deliveries_status_due", "status", "next_attempt_at"),
+)
+
+# The first receipt per (target, incident): a Telegram channel replies to and edits that post.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("target", String(200), primary_key=True),
+    Column("incident_id", String(64), primary_key=True),
+    Column("receipt", String(100), nullable=False),
 )

@@ -38,7 +38,8 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
                 from broadcasters._dispatch import Dispatcher
 
                 dispatcher = Dispatcher(services.engine, services.clock, services.targets)
-                await dispatcher.start_from_now()
+                await dispatcher.start()
+                services.core.on_commit(dispatcher.on_commit)
                 tasks.append(group.create_task(dispatcher.run(), name="dispatch"))
             yield
             for task in tasks:
