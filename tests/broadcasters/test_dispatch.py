@@ -169,7 +169,9 @@ async def test_a_permanent_failure_stops_only_that_target(services: Services) ->
     assert statuses == ["failed", "pending"]
 
 
-async def test_after_a_crash_only_the_in_flight_delivery_is_sent_again(services: Services) -> None:
+async def test_after_a_crash_only_the_in_flight_delivery_is_sent_again(
+    services: Services, clock: ManualClock
+) -> None:
     channel = Recorder("a:channel")
     d = await dispatcher(services, channel)
     await news(services, "satu")
@@ -188,7 +190,7 @@ async def test_after_a_crash_only_the_in_flight_delivery_is_sent_again(services:
             update(targets).values(lease_owner="dead", lease_until=services.clock.now())
         )
     restarted = await dispatcher(services, channel, name="d2")
-    services.clock.advance(timedelta(seconds=1))  # the dead process's lease has run out
+    clock.advance(timedelta(seconds=1))  # the dead process's lease has run out
     await run_once(restarted)
     assert [b for b, _ in channel.got] == ["incident.created: satu", "incident.created: dua"]
 
