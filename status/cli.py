@@ -1,4 +1,4 @@
-"""`siaran` entry point: init, serve, demo, migrate, check-config, token create|list|revoke; thin.
+"""`siaran` entry point: init, serve, demo, migrate, check-config, deliveries, token …; thin.
 
 Results a script may capture go to stdout (a new token, alone); everything else to stderr.
 """
@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 import broadcasters
-from status import __version__, db, tokens
+from status import __version__, db, delivery_log, tokens
 from status.clock import SystemClock
 from status.config import Config, ConfigError, database_url, load_config, load_config_text
 from status.hours import DAYS
@@ -262,6 +262,45 @@ def cmd_token(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """What was sent where and what failed; `--retry` puts failed ones back in line."""
+    config = _token_config(args)
+    clock = SystemClock()
+
+    async def run() -> int:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+            if args.retry:
+                async with db.write(engine) as conn:
+                    count = await delivery_log.retry(
+                        conn, clock.now(), target=args.target, ids=args.ids
+                    )
+                print(f"{count} failed deliveries put back in line", file=sys.stderr)
+                return 0
+            async with db.read(engine) as conn:
+                found = await delivery_log.list_deliveries(
+                    conn, status=args.status, target=args.target, limit=args.limit
+                )
+            for d in found:
+                when = f"{(d.sent_at or d.created_at):%Y-%m-%d %H:%M:%S}Z"
+                note = d.last_error or ""
+                if d.target_disabled:
+                    note = f"{note} [target stopped: {d.target_disabled}]".strip()
+                print(
+                    f"{d.id}\t{when}\tevent {d.event_id}\t{d.target}\t{d.status}\t"
+                    f"attempts {d.attempts}\t{note}"
+                )
+            return 0
+        finally:
+            await engine.dispose()
+
+    if args.retry and not (args.target or args.ids):
+        print("siaran deliveries --retry: name --target or ids", file=sys.stderr)
+        return 2
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siaran",
@@ -299,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("check-config", help="validate the config and exit"))
     p.set_defaults(func=cmd_check_config)
+
+    p = with_config(sub.add_parser("deliveries", help="what was sent where, and what failed"))
+    p.add_argument("--status", choices=delivery_log.STATUSES)
+    p.add_argument("--target", help='e.g. "telegram:@statusemeterai"')
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--retry", action="store_true", help="put failed deliveries back in line")
+    p.add_argument("ids", nargs="*", type=int, help="delivery ids (with --retry)")
+    p.set_defaults(func=cmd_deliveries)
 
     token = sub.add_parser("token", help="staff API tokens")
     token_sub = token.add_subparsers(dest="action", required=True)

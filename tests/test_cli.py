@@ -219,3 +219,39 @@ async def test_migrate_creates_every_table(config_file: Path, anyio_backend: str
         "idempotency",
         "alembic_version",
     } <= await _tables(url)
+
+
+@pytest.mark.anyio
+async def test_deliveries_lists_what_failed_and_retry_puts_it_back(
+    config_file: Path, anyio_backend: str
+) -> None:
+    from broadcasters import DeliveryError
+    from broadcasters._dispatch import Dispatcher
+    from status.clock import ManualClock
+    from status.config import load_config
+    from status.services import build_services
+    from tests.broadcasters.test_dispatch import Recorder, news, rng, run_once
+    from tests.conftest import MONDAY_MORNING
+
+    config = load_config(config_file)
+    engine = db.make_engine(config.storage.url)
+    await db.migrate(engine)
+    services = build_services(config, engine, ManualClock(MONDAY_MORNING))
+    async with services.core.transaction() as tx:
+        await services.core.sync_components(tx)
+    hook = Recorder("webhook:ops")
+    hook.failures = [DeliveryError("HTTP 410", permanent=True)]
+    d = Dispatcher(engine, services.clock, [hook], instance_id="d", rng=rng())
+    await d.start()
+    await news(services, "Loket tutup")
+    await run_once(d)
+    await engine.dispose()
+
+    listed = siaran("deliveries", "--config", str(config_file), "--status", "failed")
+    assert listed.returncode == 0, listed.stderr
+    assert "\twebhook:ops\tfailed\tattempts 1\tHTTP 410 [target stopped: HTTP 410]" in listed.stdout
+    retried = siaran(
+        "deliveries", "--config", str(config_file), "--retry", "--target", "webhook:ops"
+    )
+    assert "1 failed deliveries put back in line" in retried.stderr
+    assert "\tpending\t" in siaran("deliveries", "--config", str(config_file)).stdout

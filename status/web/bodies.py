@@ -338,3 +338,17 @@ def parse_silence(doc: Mapping[str, Any], now: datetime) -> datetime | None:
     if until is not None and until - now > SILENCE_MAX:
         raise _invalid("until", "a check can be silenced for at most 7 days")
     return until
+
+
+def parse_retry(doc: Mapping[str, Any]) -> tuple[tuple[int, ...], str | None]:
+    """{"ids": [12, 13]} or {"target": "telegram:@statusemeterai"}: which failed ones to retry."""
+    _only(doc, ("ids", "target"))
+    ids = doc.get("ids", [])
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**62 for i in ids
+    ):
+        raise _invalid("ids", '"ids" must be a list of delivery ids')
+    target = _text(doc, "target", 200, required=False) or None
+    if not ids and target is None:
+        raise _invalid("ids", 'give "ids" or "target"')
+    return tuple(ids), target

@@ -20,14 +20,17 @@ def _path(name: str) -> Schema:
 
 
 def _write(
-    op_id: str, summary: str, body: str, result: str, path: str, errors: dict[int, str]
+    op_id: str, summary: str, body: str, result: str, path: str | None, errors: dict[int, str]
 ) -> Schema:
+    params = [{"$ref": "#/components/parameters/IdempotencyKey"}]
+    if path is not None:
+        params.insert(0, _path(path))
     return {
         "operationId": op_id,
         "tags": ["Staff"],
         "summary": summary,
         "security": [{"bearer": []}],
-        "parameters": [_path(path), {"$ref": "#/components/parameters/IdempotencyKey"}],
+        "parameters": params,
         "requestBody": {"required": True, "content": {JSON: {"schema": ref(body)}}},
         "responses": {
             "200": {
@@ -39,27 +42,52 @@ def _write(
     }
 
 
+def _read(
+    op_id: str,
+    summary: str,
+    result: str,
+    codes: tuple[int, ...],
+    errors: dict[int, str],
+    params: list[Schema],
+) -> dict[str, Schema]:
+    """An admin GET and its HEAD twin."""
+    failures = {str(c): _error(c, errors[c]) for c in codes}
+    get: Schema = {
+        "operationId": op_id,
+        "tags": ["Staff"],
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": params,
+        "responses": {
+            "200": {"description": "OK.", "content": {JSON: {"schema": ref(result)}}},
+            **failures,
+        },
+    }
+    head: Schema = {
+        **get,
+        "operationId": f"{op_id}Head",
+        "responses": {"200": {"description": "As GET, without a body."}, **failures},
+    }
+    return {"get": get, "head": head}
+
+
 def paths(errors: dict[int, str]) -> dict[str, dict[str, Schema]]:
     """`errors` maps each 4xx status to its shared response name in components.responses."""
     write_errors = {c: errors[c] for c in (400, 401, 403, 404, 409, 413, 415, 422)}
-    checks = {
-        "operationId": "listChecks",
-        "tags": ["Staff"],
-        "summary": "Every check: confirmed state, last observation, lease holder (admin only)",
-        "security": [{"bearer": []}],
-        "responses": {
-            "200": {"description": "All checks.", "content": {JSON: {"schema": ref("CheckList")}}},
-            **{str(c): _error(c, errors[c]) for c in (401, 403)},
+    query = [
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["pending", "sending", "sent", "failed"]},
         },
-    }
-    head = {
-        **checks,
-        "operationId": "listChecksHead",
-        "responses": {
-            "200": {"description": "As GET, without a body."},
-            **{str(c): _error(c, errors[c]) for c in (401, 403)},
+        {"name": "target", "in": "query", "schema": STRING},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
         },
-    }
+        {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    ]
     return {
         "/api/v1/branches/{branch_id}/queue": {
             "put": _write(
@@ -81,7 +109,32 @@ def paths(errors: dict[int, str]) -> dict[str, dict[str, Schema]]:
                 write_errors,
             )
         },
-        "/api/v1/checks": {"get": checks, "head": head},
+        "/api/v1/checks": _read(
+            "listChecks",
+            "Every check: confirmed state, last observation, lease holder (admin)",
+            "CheckList",
+            (401, 403),
+            errors,
+            [],
+        ),
+        "/api/v1/deliveries": _read(
+            "listDeliveries",
+            "What was sent where and what failed, newest first (admin)",
+            "DeliveryPage",
+            (400, 401, 403),
+            errors,
+            query,
+        ),
+        "/api/v1/deliveries/retry": {
+            "post": _write(
+                "retryDeliveries",
+                "Put failed deliveries back in line and re-enable their targets",
+                "Retry",
+                "RetryResult",
+                None,
+                write_errors,
+            )
+        },
     }
 
 
@@ -96,7 +149,30 @@ def schemas() -> dict[str, Schema]:
             "response_ms": or_null(INTEGER),
         }
     )
+    delivery = obj(
+        {
+            "id": INTEGER,
+            "event_id": INTEGER,
+            "target": STRING,
+            "incident_id": or_null(STRING),
+            "status": STRING,
+            "attempts": INTEGER,
+            "next_attempt_at": TIME,
+            "last_error": or_null(STRING),
+            "receipt": or_null(STRING),
+            "created_at": TIME,
+            "sent_at": or_null(TIME),
+            "target_disabled": or_null(STRING),
+        }
+    )
     return {
+        "DeliveryPage": obj(
+            {"deliveries": {"type": "array", "items": delivery}, "next_before": or_null(INTEGER)}
+        ),
+        "Retry": closed(
+            {"ids": {"type": "array", "items": INTEGER}, "target": STRING}, required=[]
+        ),
+        "RetryResult": obj({"retried": INTEGER}),
         "QueueEntry": closed(
             {"serving": COUNT, "issued": COUNT, "counters_open": or_null(COUNT)},
             required=["serving", "issued"],

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from status import db
+from status import db, delivery_log
 from status.automatic import Automatic
 from status.core import Tx
 from status.model import Actor
@@ -101,7 +101,76 @@ async def list_checks(request: Request) -> Response:
     )
 
 
+def _delivery(d: delivery_log.Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "target": d.target,
+        "incident_id": d.incident_id,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": iso(d.next_attempt_at),
+        "last_error": d.last_error,
+        "receipt": d.receipt,
+        "created_at": iso(d.created_at),
+        "sent_at": iso(d.sent_at),
+        "target_disabled": d.target_disabled,
+    }
+
+
+async def list_deliveries(request: Request) -> Response:
+    """Admins: what was sent where and what failed, newest first."""
+    services: Services = request.app.state.services
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in delivery_log.STATUSES:
+        raise APIError(
+            400, "invalid", f"status is one of {', '.join(delivery_log.STATUSES)}", field="status"
+        )
+    limit = _bounded(params.get("limit"), "limit", 100, 1, 500)
+    before = _bounded(params.get("before"), "before", None, 1, 2**62)
+    async with db.read(services.engine) as conn:
+        require_admin(await authenticate(request, conn))
+        found = await delivery_log.list_deliveries(
+            conn, status=status, target=params.get("target"), limit=limit or 100, before_id=before
+        )
+    return JSONResponse(
+        {
+            "deliveries": [_delivery(d) for d in found],
+            "next_before": found[-1].id if len(found) == limit else None,
+        }
+    )
+
+
+def _bounded(raw: str | None, name: str, default: int | None, low: int, high: int) -> int | None:
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not low <= int(raw) <= high:
+        raise APIError(
+            400, "invalid", f'"{name}" must be a whole number from {low} to {high}', field=name
+        )
+    return int(raw)
+
+
+async def _retry(
+    s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _request: Request
+) -> dict[str, Any]:
+    require_admin(actor)
+    ids, target = bodies.parse_retry(doc)
+    count = await delivery_log.retry(tx.conn, tx.now, ids=ids, target=target)
+    await s.core._audit(
+        tx, actor, "deliveries.retry", target or ",".join(map(str, ids)), {"retried": count}
+    )
+    return {"retried": count}
+
+
+async def retry_deliveries(request: Request) -> Response:
+    return await write(request, _retry, status=200)
+
+
 routes = [
+    Route("/api/v1/deliveries", list_deliveries, methods=["GET"]),
+    Route("/api/v1/deliveries/retry", retry_deliveries, methods=["POST"]),
     Route("/api/v1/branches/{branch_id}/queue", set_queue, methods=["PUT"]),
     Route("/api/v1/checks", list_checks, methods=["GET"]),
     Route("/api/v1/checks/{check_id}/silence", silence, methods=["POST"]),
