@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -44,21 +44,50 @@ class Rendering:
     etag: str
     last_modified: datetime
     content_type: str
+    # Response headers, built once here rather than on every request (the rush-hour path):
+    # for a 304, for the plain body and for the gzip body.
+    not_modified_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    plain_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    gzip_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @property
     def last_modified_http(self) -> str:
         return format_datetime(self.last_modified, usegmt=True)
 
 
+# Every public answer carries these: cacheable by anyone, readable from any site.
+COMMON_HEADERS = [
+    (b"cache-control", PUBLIC_CACHE.encode()),
+    (b"vary", b"Accept-Encoding"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"ETag, Last-Modified"),
+]
+
+
 def make_rendering(body: bytes, content_type: str, last_modified: datetime) -> Rendering:
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     # mtime=0 keeps the gzip bytes a pure function of the body (same ETag → same bytes).
+    gzipped = gzip.compress(body, 6, mtime=0)
+    modified = last_modified.replace(microsecond=0)
+    validators = [
+        (b"etag", etag.encode()),
+        (b"last-modified", format_datetime(modified, usegmt=True).encode()),
+        *COMMON_HEADERS,
+    ]
+    typed = [*validators, (b"content-type", content_type.encode())]
     return Rendering(
         body,
-        gzip.compress(body, 6, mtime=0),
+        gzipped,
         etag,
-        last_modified.replace(microsecond=0),
+        modified,
         content_type,
+        not_modified_headers=validators,
+        plain_headers=[*typed, (b"content-length", str(len(body)).encode())],
+        gzip_headers=[
+            *typed,
+            (b"content-length", str(len(gzipped)).encode()),
+            (b"content-encoding", b"gzip"),
+        ],
     )
 
 

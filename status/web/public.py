@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from status import db
 from status.render.statuspage import iso
 from status.services import Services
-from status.snapshot import PUBLIC_CACHE, Rendering, Snapshot
+from status.snapshot import Rendering, Snapshot
 
 _CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -108,14 +108,6 @@ class PublicFiles:
                 ims = value.decode("latin-1")
             elif name == b"accept-encoding":
                 gzip_ok = _accepts_gzip(value.decode("latin-1"))
-        headers = [
-            (b"etag", r.etag.encode()),
-            (b"last-modified", r.last_modified_http.encode()),
-            (b"cache-control", PUBLIC_CACHE.encode()),
-            (b"vary", b"Accept-Encoding"),
-            *_CORS[:1],
-            *_CORS[3:4],
-        ]
         # RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
         fresh = (
             _matches(inm, r.etag)
@@ -123,14 +115,11 @@ class PublicFiles:
             else (ims is not None and _not_modified_since(ims, r))
         )
         if fresh:
-            await _send(send, 304, headers, b"")
-            return
-        body = r.gzipped if gzip_ok else r.body
-        headers.append((b"content-type", r.content_type.encode()))
-        headers.append((b"content-length", str(len(body)).encode()))
-        if gzip_ok:
-            headers.append((b"content-encoding", b"gzip"))
-        await _send(send, 200, headers, b"" if head else body)
+            await _send(send, 304, r.not_modified_headers, b"")
+        elif gzip_ok:
+            await _send(send, 200, r.gzip_headers, b"" if head else r.gzipped)
+        else:
+            await _send(send, 200, r.plain_headers, b"" if head else r.body)
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
