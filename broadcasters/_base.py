@@ -65,7 +65,8 @@ class Deps:
     clock: Clock
     http: httpx.AsyncClient
     config: Config
-    environ: Mapping[str, str] = field(default_factory=dict)
+    # Holds every secret in the process: never printed.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     allow_private_targets: bool = False
 
     @property

@@ -70,7 +70,9 @@ async def _serve(
             httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http,
             _checks_client(config) as checks_http,
         ):
-            deps = broadcasters.Deps(clock, http, config, os.environ)
+            # Loopback/private webhook targets only when ops say so (tests, intranets).
+            private = os.environ.get("SIARAN_ALLOW_PRIVATE_TARGETS", "") in ("1", "true", "yes")
+            deps = broadcasters.Deps(clock, http, config, os.environ, private)
             async with broadcasters.open_all(config.document, deps) as targets:
                 services = build_services(config, engine, clock, targets, checks_http)
                 async with services.core.transaction() as tx:
