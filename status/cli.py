@@ -376,6 +376,8 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    # python-telegram-bot 22: RetryAfter.retry_after as a timedelta, without a warning.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     # A supervisor's SIGTERM is a normal stop, so it ends with status 0, not -15.
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:

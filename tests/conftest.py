@@ -83,6 +83,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _ptb_timedeltas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-telegram-bot 22 warns unless told to use timedeltas (RetryAfter.retry_after);
+    with filterwarnings=error the warning would replace the error. Production sets it too."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture(autouse=True)
 def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests talk to loopback only; anything else is a bug in the test."""
     real = socket.socket.connect
