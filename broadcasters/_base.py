@@ -13,12 +13,13 @@ yields its targets; it yields [] when its table is absent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from status.clock import Clock
 from status.config import Config
@@ -58,6 +59,33 @@ class Broadcaster(Protocol):
         ...
 
     async def deliver(self, message: Message, previous: Receipt | None) -> Receipt | None: ...
+
+
+class FanOut(Protocol):
+    """A broadcaster with many recipients found at plan time (e.g. bot subscribers).
+
+    Each recipient is its own target, f"{prefix}{id}", with its own ordered deliveries, so one
+    blocked subscriber never holds up another and a crash loses nobody's message.
+    """
+
+    @property
+    def prefix(self) -> str: ...
+
+    def wants(self, event: Event) -> bool: ...
+
+    async def recipients(self, conn: AsyncConnection, event: Event) -> Sequence[tuple[str, str]]:
+        """(target id, language) of everyone following what `event` touches."""
+        ...
+
+    def render_for(self, event: Event, language: str) -> str:
+        """Pure: the message body in `language`."""
+        ...
+
+    async def deliver(self, message: Message, previous: Receipt | None) -> Receipt | None: ...
+
+    async def gone(self, target: str, reason: str) -> None:
+        """A permanent failure for one recipient (e.g. blocked the bot): forget them."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
-from broadcasters._base import Broadcaster, DeliveryError, Message
+from broadcasters._base import Broadcaster, DeliveryError, FanOut, Message
 from status import db, outbox
 from status.clock import Clock
 from status.schema import deliveries, events, receipts, targets
@@ -52,6 +53,7 @@ class Dispatcher:
         clock: Clock,
         broadcasters: Sequence[Broadcaster],
         *,
+        fanouts: Sequence[FanOut] = (),
         instance_id: str | None = None,
         rng: random.Random | None = None,
         lease: timedelta = timedelta(seconds=30),
@@ -61,6 +63,7 @@ class Dispatcher:
     ) -> None:
         self.engine, self.clock = engine, clock
         self.by_target = {b.target: b for b in broadcasters}
+        self.fanouts = list(fanouts)
         self.instance_id = instance_id or f"dispatch-{secrets.token_hex(4)}"
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._lease, self._workers = lease, workers
@@ -151,6 +154,11 @@ class Dispatcher:
                             "created_at": now,
                         }
                     )
+            for row in rows:
+                event = outbox.as_event(row)
+                for fanout in self.fanouts:
+                    if fanout.wants(event):
+                        planned.extend(await self._fan_out(conn, fanout, event, now))
             if planned:
                 await conn.execute(insert(deliveries), planned)
                 known = {
@@ -167,6 +175,49 @@ class Dispatcher:
             )
             return len(rows)
 
+    async def _fan_out(
+        self, conn: Any, fanout: FanOut, event: Any, now: datetime
+    ) -> list[dict[str, object]]:
+        """One delivery per recipient, rendered once per language."""
+        recipients = await fanout.recipients(conn, event)
+        if not recipients:
+            return []
+        bodies = {lang: fanout.render_for(event, lang) for lang in {lang for _, lang in recipients}}
+        ids = [t for t, _ in recipients]
+        known: set[str] = set()
+        for chunk in range(0, len(ids), 500):
+            known |= {
+                r[0]
+                for r in await conn.execute(
+                    select(targets.c.id).where(targets.c.id.in_(ids[chunk : chunk + 500]))
+                )
+            }
+        new = [t for t in ids if t not in known]
+        if new:
+            await conn.execute(
+                insert(targets), [{"id": t, "since_event_id": 0, "updated_at": now} for t in new]
+            )
+        return [
+            {
+                "event_id": event.id,
+                "target": target,
+                "incident_id": event.incident_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": None,
+                "body": bodies[lang],
+                "created_at": now,
+            }
+            for target, lang in recipients
+        ]
+
+    def _owner(self, target: str) -> Broadcaster | FanOut | None:
+        found = self.by_target.get(target)
+        if found is not None:
+            return found
+        return next((f for f in self.fanouts if target.startswith(f.prefix)), None)
+
     async def send_due(self) -> int:
         """Send every due delivery of the targets this instance can lease; returns sends."""
         claimed = await self._claim(self.clock.now())
@@ -181,18 +232,29 @@ class Dispatcher:
 
     async def _claim(self, now: datetime) -> list[str]:
         mine = list(self.by_target)
-        if not mine:
+        ours: list[ColumnElement[bool]] = [deliveries.c.target.in_(mine)] if mine else []
+        ours += [deliveries.c.target.startswith(f.prefix) for f in self.fanouts]
+        if not ours:
             return []
         async with db.write(self.engine) as conn:
+            # Only targets that can be leased now: a stopped target's backlog, or one another
+            # process is draining, must not crowd out the rest.
             due = [
                 r[0]
                 for r in await conn.execute(
                     select(deliveries.c.target)
                     .distinct()
+                    .join(targets, targets.c.id == deliveries.c.target)
                     .where(
                         deliveries.c.status.in_(OPEN),
                         deliveries.c.next_attempt_at <= now,
-                        deliveries.c.target.in_(mine),
+                        or_(*ours),
+                        targets.c.disabled_at.is_(None),
+                        or_(
+                            targets.c.lease_until.is_(None),
+                            targets.c.lease_until < now,
+                            targets.c.lease_owner == self.instance_id,
+                        ),
                     )
                     .limit(self._workers * 8)
                 )
@@ -223,7 +285,9 @@ class Dispatcher:
 
     async def _drain(self, target: str) -> int:
         """Send this target's open deliveries in event order until one must wait."""
-        broadcaster = self.by_target[target]
+        broadcaster = self._owner(target)
+        if broadcaster is None:
+            return 0
         sent = 0
         try:
             while True:
@@ -325,7 +389,14 @@ class Dispatcher:
                         .values(disabled_at=now, disabled_reason=reason, updated_at=now)
                     )
                     log.warning("target %s disabled: %s", target, reason)
-                return
+        if exc.permanent:
+            fanout = next((f for f in self.fanouts if target.startswith(f.prefix)), None)
+            if fanout is not None:  # after our commit: it writes in its own transaction
+                await fanout.gone(target, reason)
+            return
+        if attempts >= self._max_attempts:
+            return
+        async with db.write(self.engine) as conn:
             wait = exc.retry_after if exc.retry_after is not None else backoff(attempts, self._rng)
             await conn.execute(
                 update(deliveries)

@@ -320,3 +320,32 @@ receipts = Table(
     Column("incident_id", String(64), primary_key=True),
     Column("receipt", String(100), nullable=False),
 )
+
+# People who talk to the Telegram bot, and what each follows: a branch or service id,
+# "region:<name>", or "upstream" (every e-Meterai service).
+bot_subscribers = Table(
+    "bot_subscribers",
+    metadata,
+    Column("chat_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("language", String(2), nullable=False),
+    Column("username", String(100), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # Set when Telegram says the user blocked the bot: they are no longer sent anything.
+    Column("blocked_at", UTCDateTime, nullable=True),
+)
+
+bot_subscriptions = Table(
+    "bot_subscriptions",
+    metadata,
+    Column(
+        "chat_id",
+        BigInteger,
+        ForeignKey("bot_subscribers.chat_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("follow", String(100), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_bot_subscriptions_follow", "follow"),
+)
