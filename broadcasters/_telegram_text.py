@@ -142,9 +142,9 @@ def status_word(status: str, *, maintenance: bool, lang: str) -> str:
 
 def render_post(post: Post, lang: str, zone: ZoneInfo) -> str:
     """Telegram HTML for one post; the notice is trimmed so the whole fits MAX_TEXT."""
-    word = status_word(post.status, maintenance=post.maintenance, lang=lang)
+    headline = status_word(post.status, maintenance=post.maintenance, lang=lang)
     name = clip(one_line(post.name), NAME_MAX)
-    title = f"{EMOJI.get(post.status, OTHER_EMOJI)} {escape(word)} · <b>{escape(name)}</b>"
+    title = f"{EMOJI.get(post.status, OTHER_EMOJI)} {escape(headline)} · <b>{escape(name)}</b>"
     footer = format_local(post.at, zone, lang)
     if post.link:
         footer += f" · {escape(post.link)}"
