@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Protocol
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from status.clock import Clock
 from status.config import Config
@@ -96,6 +96,7 @@ class Deps:
     # Holds every secret in the process: never printed.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     allow_private_targets: bool = False
+    engine: AsyncEngine | None = None  # for kinds that keep their own rows (bot subscribers)
 
     @property
     def regions(self) -> dict[str, str]:

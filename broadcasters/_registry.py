@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from broadcasters._base import Broadcaster, Deps
+from broadcasters._base import Broadcaster, Deps, FanOut
 
 
 @cache
@@ -38,3 +38,15 @@ async def open_all(doc: Mapping[str, Any], deps: Deps) -> AsyncIterator[Sequence
         for kind in kinds():
             targets.extend(await stack.enter_async_context(module(kind).open_targets(doc, deps)))
         yield targets
+
+
+@asynccontextmanager
+async def open_fanouts(doc: Mapping[str, Any], deps: Deps) -> AsyncIterator[Sequence[FanOut]]:
+    """Open every kind's fan-outs (many recipients found at plan time), if it has any."""
+    async with AsyncExitStack() as stack:
+        found: list[FanOut] = []
+        for kind in kinds():
+            opener = getattr(module(kind), "open_fanouts", None)
+            if opener is not None:
+                found.extend(await stack.enter_async_context(opener(doc, deps)))
+        yield found

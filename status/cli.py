@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import uvicorn
 
 import broadcasters
@@ -25,8 +24,7 @@ from status import __version__, db, delivery_log, tokens
 from status.clock import SystemClock
 from status.config import Config, ConfigError, database_url, load_config, load_config_text
 from status.hours import DAYS
-from status.services import build_services
-from status.web.app import create_app
+from status.web.asgi import wired_app
 
 log = logging.getLogger("siaran")
 DEMO_DIR = Path(__file__).parent / "demo"
@@ -61,54 +59,21 @@ def _load(path: str) -> Config:
 async def _serve(
     config: Config, host: str, port: int, *, extra: Sequence[uvicorn.Server] = ()
 ) -> None:
-    engine = db.make_engine(database_url(config, os.environ))
-    try:
-        await db.migrate(engine)
-        clock = SystemClock()
-        # Every outbound call has an explicit timeout; broadcasters may set tighter ones.
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http,
-            _checks_client(config) as checks_http,
-        ):
-            # Loopback/private webhook targets only when ops say so (tests, intranets).
-            private = os.environ.get("SIARAN_ALLOW_PRIVATE_TARGETS", "") in ("1", "true", "yes")
-            deps = broadcasters.Deps(clock, http, config, os.environ, private)
-            async with broadcasters.open_all(config.document, deps) as targets:
-                services = build_services(config, engine, clock, targets, checks_http)
-                async with services.core.transaction() as tx:
-                    await services.core.sync_components(tx)
-                server = uvicorn.Server(
-                    uvicorn.Config(
-                        create_app(services),
-                        host=host,
-                        port=port,
-                        lifespan="on",
-                        access_log=False,
-                        log_config=None,
-                        proxy_headers=True,
-                        server_header=False,
-                    )
-                )
-                log.info(
-                    "serving %s on http://%s:%d (%d broadcast targets)",
-                    config.site.name,
-                    host,
-                    port,
-                    len(targets),
-                )
-                await asyncio.gather(server.serve(), *(s.serve() for s in extra))
-    finally:
-        await engine.dispose()
-
-
-def _checks_client(config: Config) -> httpx.AsyncClient:
-    """The prober's client: many hosts at once, no redirects (a redirect is an answer)."""
-    limit = config.prober.concurrency
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-        headers={"user-agent": f"siaran-prober/{__version__}"},
-    )
+    async with wired_app(config, os.environ) as app:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+                proxy_headers=True,
+                server_header=False,
+            )
+        )
+        log.info("serving %s on http://%s:%d", config.site.name, host, port)
+        await asyncio.gather(server.serve(), *(s.serve() for s in extra))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ class Services:
     targets: Sequence[Any] = field(default_factory=tuple)
     # The health prober, when this instance runs checks (status.prober.Prober).
     prober: Any = None
+    # Broadcasters with many recipients (broadcasters.open_fanouts), e.g. bot subscribers.
+    fanouts: Sequence[Any] = field(default_factory=tuple)
 
 
 def build_services(
@@ -34,6 +36,7 @@ def build_services(
     clock: Clock,
     targets: Sequence[Any] = (),
     checks_http: httpx.AsyncClient | None = None,
+    fanouts: Sequence[Any] = (),
 ) -> Services:
     """Wire the core and the snapshot with every public renderer; the one place this happens."""
     from status.render.documents import NEXT_CHANGES, RENDERERS
@@ -46,4 +49,4 @@ def build_services(
         from status.prober import Prober
 
         prober = Prober(core, checks_http)
-    return Services(config, engine, clock, core, snapshot, tuple(targets), prober)
+    return Services(config, engine, clock, core, snapshot, tuple(targets), prober, tuple(fanouts))

@@ -34,10 +34,12 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
             if prober is not None:
                 await prober.start()
                 tasks.append(group.create_task(prober.run(), name="prober"))
-            if services.targets:
+            if services.targets or services.fanouts:
                 from broadcasters._dispatch import Dispatcher
 
-                dispatcher = Dispatcher(services.engine, services.clock, services.targets)
+                dispatcher = Dispatcher(
+                    services.engine, services.clock, services.targets, fanouts=services.fanouts
+                )
                 await dispatcher.start()
                 services.core.on_commit(dispatcher.on_commit)
                 tasks.append(group.create_task(dispatcher.run(), name="dispatch"))
@@ -48,7 +50,13 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
                 await prober.stop()
 
     app = Starlette(
-        routes=[*public.routes, *staff.routes, *operations.routes],
+        routes=[
+            *public.routes,
+            *staff.routes,
+            *operations.routes,
+            # e.g. the Telegram bot's webhook endpoint, in webhook mode
+            *(r for f in services.fanouts for r in getattr(f, "routes", ())),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import broadcasters
-from status import db
+from status import __version__, db
 from status.clock import SystemClock
 from status.config import Config, database_url, load_config
 from status.services import build_services
@@ -33,20 +33,47 @@ from status.web.app import create_app
 log = logging.getLogger("siaran")
 
 
+def checks_client(config: Config) -> httpx.AsyncClient:
+    """The prober's client: many hosts at once, no redirects (a redirect is an answer)."""
+    limit = config.prober.concurrency
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+        headers={"user-agent": f"siaran-prober/{__version__}"},
+    )
+
+
 @asynccontextmanager
 async def wired_app(config: Config, environ: Mapping[str, str]) -> AsyncIterator[ASGIApp]:
-    """Migrate, open the broadcasters, sync components; yields create_app(...) (as cli._serve)."""
+    """Migrate, open broadcasters and clients, sync components; yields the app to serve.
+
+    The one place a running instance is wired (`siaran serve`, `siaran demo`, and servers
+    that import a factory).
+    """
     engine = db.make_engine(database_url(config, environ))
     try:
         await db.migrate(engine)
         clock = SystemClock()
         # Every outbound call has an explicit timeout; broadcasters may set tighter ones.
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
-            deps = broadcasters.Deps(clock, http, config, environ)
-            async with broadcasters.open_all(config.document, deps) as targets:
-                services = build_services(config, engine, clock, targets)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http,
+            checks_client(config) as checks_http,
+        ):
+            # Loopback/private webhook targets only when ops say so (tests, intranets).
+            private = environ.get("SIARAN_ALLOW_PRIVATE_TARGETS", "") in ("1", "true", "yes")
+            deps = broadcasters.Deps(clock, http, config, environ, private, engine=engine)
+            async with (
+                broadcasters.open_all(config.document, deps) as targets,
+                broadcasters.open_fanouts(config.document, deps) as fanouts,
+            ):
+                services = build_services(config, engine, clock, targets, checks_http, fanouts)
+                for fanout in fanouts:  # the bot answers /status and /antrean from the snapshot
+                    attach = getattr(fanout, "attach", None)
+                    if attach is not None:
+                        attach(services.snapshot)
                 async with services.core.transaction() as tx:
                     await services.core.sync_components(tx)
+                log.info("%d broadcast targets, %d fan-outs", len(targets), len(fanouts))
                 yield create_app(services)
     finally:
         await engine.dispose()

@@ -56,10 +56,12 @@ def test_the_package_surface_is_pinned() -> None:
         "Broadcaster",
         "DeliveryError",
         "Deps",
+        "FanOut",
         "Message",
         "Receipt",
         "kinds",
         "open_all",
+        "open_fanouts",
         "tables",
     ]
 
