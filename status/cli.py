@@ -25,7 +25,7 @@ from status import __version__, db, delivery_log, tokens
 from status.clock import SystemClock
 from status.config import Config, ConfigError, database_url, load_config, load_config_text
 from status.hours import DAYS
-from status.web.asgi import wired_app, with_proxy_headers
+from status.web.asgi import wired_app
 
 log = logging.getLogger("siaran")
 DEMO_DIR = Path(__file__).parent / "demo"
@@ -62,7 +62,7 @@ async def _serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully; `extra` are more (app, port) pairs."""
     async with wired_app(config, os.environ) as app:
-        servers = [_http_server(with_proxy_headers(app, os.environ), host, port)]
+        servers = [_http_server(app, host, port)]
         servers += [_http_server(other, host, other_port) for other, other_port in extra]
         loop = asyncio.get_running_loop()
 

@@ -16,8 +16,14 @@ from status.web.errors import HANDLERS
 from status.web.public import PublicFiles
 
 
-def create_app(services: Services, *, background: bool = True) -> ASGIApp:
-    """The whole HTTP side. `background=False` leaves out the loops (tests drive them)."""
+def create_app(
+    services: Services, *, background: bool = True, trusted_proxies: str | None = None
+) -> ASGIApp:
+    """The whole HTTP side. `background=False` leaves out the loops (tests drive them).
+
+    `trusted_proxies` (e.g. "127.0.0.1") makes X-Forwarded-For the client address the audit
+    log records; it wraps only the routed app, so the public fast path stays untouched.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -61,4 +67,10 @@ def create_app(services: Services, *, background: bool = True) -> ASGIApp:
         lifespan=lifespan,
     )
     app.state.services = services
-    return PublicFiles(app, services.snapshot)
+    routed: ASGIApp = app
+    if trusted_proxies is not None:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        # uvicorn types ASGI with its own TypedDicts; structurally the same as Starlette's.
+        routed = ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies)  # type: ignore[arg-type,assignment]  # see above
+    return PublicFiles(routed, services.snapshot)

@@ -1,12 +1,12 @@
 """wired_app(config) → the whole app wired for serving; app_from_env() for servers that import a factory.
 
-Prototype (see bench/README.md). `siaran serve` wires the app and hands the object to uvicorn.
-`wired_app` is that wiring on its own, so any server can run the result; a server started by
-its own CLI instead imports a factory and calls it with no arguments, so the config path
-comes from the environment:
+`wired_app` is the one place a running instance is wired; `siaran serve` and `siaran demo`
+hand what it yields to granian's embedded server (status/cli.py). A server started by its
+own CLI instead imports a factory and calls it with no arguments, so the config path comes
+from the environment (bench/summary.py measures this as `granian-cli`):
 
     SIARAN_CONFIG=siaran.toml granian --interface asgi --factory --workers 1 \
-        --loop asyncio --http 1 --no-ws status.web.asgi:app_from_env
+        --loop uvloop --http 1 --no-ws status.web.asgi:app_from_env
 
 The factory reads and validates the config, so a bad file stops the server before it binds;
 the wiring needs the server's event loop, so it runs at lifespan startup.
@@ -74,7 +74,9 @@ async def wired_app(config: Config, environ: Mapping[str, str]) -> AsyncIterator
                 async with services.core.transaction() as tx:
                     await services.core.sync_components(tx)
                 log.info("%d broadcast targets, %d fan-outs", len(targets), len(fanouts))
-                yield create_app(services)
+                yield create_app(
+                    services, trusted_proxies=environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+                )
     finally:
         await engine.dispose()
 
@@ -93,7 +95,7 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> ASGIApp:
     config = load_config(
         env.get("SIARAN_CONFIG", "siaran.toml"), extra_tables=broadcasters.tables()
     )
-    return with_proxy_headers(LifespanWiredApp(config, env), env)
+    return LifespanWiredApp(config, env)  # create_app handles X-Forwarded-For itself
 
 
 class LifespanWiredApp:
