@@ -9,8 +9,10 @@ Three kinds of process, so that each one's CPU is its own:
 - siaran: the real Prober (a config with N [[check]]s, SQLite in a temp dir, SystemClock);
 - reference: bare aiohttp fetching the same N URLs at the same instants, concurrently.
 
-The first interval is warm-up (every check's first phase, while the prober has just written
-its rows) and is reported apart. See bench/README.md ("prober.py") for how to read the table;
+The check rows exist before the measured start, as after a restart (`--first-start` measures
+a first start instead). The first interval is warm-up (every check's first phase) and is
+reported apart; the window after it is measured by a thread, so an overloaded loop cannot
+stretch it. See bench/README.md ("prober.py") for how to read the table and what was found;
 results go to bench/results/prober-<UTC time>.json.
 """
 
@@ -339,7 +341,10 @@ def run_fleet(params: Mapping[str, Any]) -> None:
 
 
 def write_json(path: str | Path, value: object) -> None:
-    Path(path).write_text(json.dumps(value))
+    """Written whole, then renamed: another process polls for the file and reads it at once."""
+    partial_path = Path(f"{path}.part")
+    partial_path.write_text(json.dumps(value))
+    partial_path.replace(path)
 
 
 # -- siaran: the real prober -----------------------------------------------------------------
@@ -392,7 +397,9 @@ class StartLog(list[float]):
         super().append(drift)
 
     def starts(self) -> list[tuple[float, float]]:
-        return [(at - d, d) for at, d in zip(self.started_at, self, strict=True)]
+        """(due, drift) of each run; read from the Meter's thread while the loop may append."""
+        n = min(len(self.started_at), len(self))
+        return [(at - d, d) for at, d in zip(self.started_at[:n], self[:n], strict=True)]
 
 
 def checks_client(config: Any, client: str) -> Any:

@@ -83,10 +83,18 @@ class ProbeStore:
         pending, self._pending = self._pending, []
         if not pending:
             return
+        self._last.update((o.check_id, o) for o in pending)
+        try:
+            await self._insert(pending, now)
+        except Exception:
+            self._pending[:0] = pending  # a failed write loses nothing: the next flush retries
+            raise
+        # Counted into the daily figures only once written, so a retry never counts twice.
         results = [history.Result(o.check_id, o.at, o.ok, o.response_time_ms) for o in pending]
         for key, day in history.fold(self._days, results, self.zone).items():
             self._days[key] = day
-        self._last.update((o.check_id, o) for o in pending)
+
+    async def _insert(self, pending: list[Observation], now: datetime) -> None:
         async with db.write(self.engine) as conn:
             await conn.execute(
                 insert(check_results),
