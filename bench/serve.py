@@ -33,13 +33,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import broadcasters
 from status.config import Config, load_config
-from status.web.asgi import wired_app, with_proxy_headers
+from status.web.asgi import wired_app
 
 log = logging.getLogger("siaran")
 
 
-async def serve_uvicorn(app: ASGIApp, host: str, port: int, *, proxy_headers: bool = True) -> None:
-    """uvicorn with the settings `siaran serve` used for it."""
+async def serve_uvicorn(app: ASGIApp, host: str, port: int) -> None:
+    """uvicorn with the settings `siaran serve` used for it, minus proxy_headers (see serve())."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -48,21 +48,20 @@ async def serve_uvicorn(app: ASGIApp, host: str, port: int, *, proxy_headers: bo
             lifespan="on",
             access_log=False,
             log_config=None,
-            proxy_headers=proxy_headers,
+            proxy_headers=False,
             server_header=False,
         )
     )
     await server.serve()
 
 
-async def serve_granian(app: ASGIApp, host: str, port: int, *, proxy_headers: bool = True) -> None:
+async def serve_granian(app: ASGIApp, host: str, port: int) -> None:
     """granian's embedded server: one worker on the running loop, lifespan on, HTTP/1.1."""
     from granian.constants import HTTPModes, Interfaces
     from granian.server.embed import Server
 
     server = Server(
-        # uvicorn's proxy_headers=True, kept: audit rows record the real client.
-        with_proxy_headers(app, os.environ) if proxy_headers else app,
+        app,
         address=host,
         port=port,
         interface=Interfaces.ASGI,  # ASGI with lifespan: create_app's snapshot/schedule loops run
@@ -78,6 +77,8 @@ async def serve_granian(app: ASGIApp, host: str, port: int, *, proxy_headers: bo
 
 
 async def serve(config: Config, host: str, port: int, server: str) -> None:
+    # X-Forwarded-For handling is part of the app wired_app yields (create_app wraps only the
+    # routed app in it, not the public fast path), so no server adds its own.
     async with wired_app(config, os.environ) as app:
         log.info("serving %s on http://%s:%d with %s", config.site.name, host, port, server)
         await (serve_granian if server == "granian" else serve_uvicorn)(app, host, port)
@@ -108,10 +109,7 @@ def bare_app(path: str) -> ASGIApp:
 async def serve_bare(path: str, host: str, port: int, server: str) -> None:
     log.info("serving %s bare on http://%s:%d with %s", path, host, port, server)
     app = bare_app(path)
-    if server == "granian":
-        await serve_granian(app, host, port, proxy_headers=False)
-    else:
-        await serve_uvicorn(app, host, port, proxy_headers=False)
+    await (serve_granian if server == "granian" else serve_uvicorn)(app, host, port)
 
 
 def run(main: Coroutine[Any, Any, None], loop: str) -> None:

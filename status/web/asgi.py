@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import broadcasters
 from status import __version__, db
@@ -79,14 +78,6 @@ async def wired_app(config: Config, environ: Mapping[str, str]) -> AsyncIterator
                 )
     finally:
         await engine.dispose()
-
-
-def with_proxy_headers(app: ASGIApp, environ: Mapping[str, str]) -> ASGIApp:
-    """uvicorn's proxy_headers=True for any server: trust X-Forwarded-* from $FORWARDED_ALLOW_IPS."""
-    trusted = environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-    # uvicorn types ASGI with its own TypedDicts; structurally the same as Starlette's.
-    wrapped: ASGIApp = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type,assignment]  # see above
-    return wrapped
 
 
 def app_from_env(environ: Mapping[str, str] | None = None) -> ASGIApp:
