@@ -104,7 +104,7 @@ class Prober:
                     probe,
                     b.id,
                     ComponentStatus.PARTIAL_OUTAGE,
-                    1,
+                    3,  # an unreachable queue system must repeat; a stall arrives confirmed
                     1,
                     self._phase(now, b.queue_interval),
                 )
