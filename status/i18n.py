@@ -1,4 +1,8 @@
-"""t(key, lang) over locales/{id,en}.toml; local time formatting with zone abbreviation."""
+"""t(key, lang) over the locale files; local time formatting with zone abbreviation.
+
+A language's messages are `locales/<lang>.toml` plus every `locales/<lang>/*.toml` (one file
+per feature: feeds, page, console…), merged; a key defined twice is a mistake and raises.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +34,18 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 @cache
 def catalog(lang: str) -> Mapping[str, str]:
     """Every message of one language, keyed "section.key"."""
-    with (_LOCALES / f"{lang}.toml").open("rb") as fh:
-        return _flatten(tomllib.load(fh))
+    files = [_LOCALES / f"{lang}.toml", *sorted((_LOCALES / lang).glob("*.toml"))]
+    merged: dict[str, str] = {}
+    for path in files:
+        if not path.is_file():
+            continue
+        with path.open("rb") as fh:
+            messages = _flatten(tomllib.load(fh))
+        twice = merged.keys() & messages.keys()
+        if twice:
+            raise ValueError(f"{path}: messages already defined elsewhere: {sorted(twice)}")
+        merged.update(messages)
+    return merged
 
 
 def t(key: str, lang: str, **values: object) -> str:

@@ -74,6 +74,12 @@ def make_rendering(body: bytes, content_type: str, last_modified: datetime) -> R
         (b"last-modified", format_datetime(modified, usegmt=True).encode()),
         *COMMON_HEADERS,
     ]
+    if content_type.startswith("text/html"):
+        # The page is negotiated on Accept-Language (status.web.public.PublicFiles._lookup).
+        validators = [
+            (name, b"Accept-Encoding, Accept-Language" if name == b"vary" else value)
+            for name, value in validators
+        ]
     typed = [*validators, (b"content-type", content_type.encode())]
     return Rendering(
         body,

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from status import db
+from status.i18n import LANGUAGES
 from status.render.statuspage import iso
 from status.services import Services
 from status.snapshot import Rendering, Snapshot
@@ -69,6 +70,38 @@ def _accepts_gzip(accept_encoding: str) -> bool:
     return q > 0
 
 
+@lru_cache(maxsize=256)
+def _query_lang(query: bytes) -> str | None:
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name == b"lang":
+            code = value.decode("latin-1").lower()
+            return code if code in LANGUAGES else None
+    return None
+
+
+@lru_cache(maxsize=256)
+def _preferred_language(accept_language: str) -> str | None:
+    """The supported language the browser weights highest (q=0 excluded); None if none."""
+    best: tuple[float, str] | None = None
+    for item in accept_language.split(","):
+        tag, *params = (part.strip() for part in item.split(";"))
+        code = tag.lower()[:2]
+        if code not in LANGUAGES:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (best is None or q > best[0]):
+            best = (q, code)
+    return best[1] if best else None
+
+
 def _not_modified_since(value: str, rendering: Rendering) -> bool:
     try:
         since = parsedate_to_datetime(value)
@@ -85,7 +118,7 @@ class PublicFiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            rendering = self.snapshot.get(scope["path"])
+            rendering = self._lookup(scope)
             if rendering is not None:
                 method = scope["method"]
                 if method in ("GET", "HEAD"):
@@ -97,6 +130,28 @@ class PublicFiles:
                 await _send(send, 405, [*_METHOD_NOT_ALLOWED_HEADERS], _METHOD_NOT_ALLOWED)
                 return
         await self.app(scope, receive, send)
+
+    def _lookup(self, scope: Scope) -> Rendering | None:
+        """The rendering for this path, in the language asked for.
+
+        A renderer publishes `path` in the site's language and `path?lang=<code>` for each
+        language. `?lang=` picks one (other query parameters, e.g. cache-busters, are
+        ignored); for HTML, the browser's Accept-Language picks one when ?lang= is absent.
+        """
+        path = scope["path"]
+        rendering = self.snapshot.get(path)
+        if rendering is None:
+            return None
+        query = scope.get("query_string", b"")
+        lang = _query_lang(query) if query else None
+        if lang is None and rendering.content_type.startswith("text/html"):
+            for name, value in scope["headers"]:
+                if name == b"accept-language":
+                    lang = _preferred_language(value.decode("latin-1"))
+                    break
+        if lang is None:
+            return rendering
+        return self.snapshot.get(f"{path}?lang={lang}") or rendering
 
     async def _serve(self, r: Rendering, scope: Scope, send: Send, *, head: bool) -> None:
         inm = ims = None
