@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from status.snapshot import Rendering, make_rendering
 from status.web.public import PublicFiles
@@ -23,7 +24,7 @@ class Files:
         return self.files.get(path)
 
 
-async def _not_found(scope, receive, send) -> None:
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b"routed"})
 
@@ -60,7 +61,9 @@ def _client() -> httpx.AsyncClient:
         ("/history.atom?lang=en", None, b"<feed xml:lang='en'/>"),
     ],
 )
-async def test_language_variant_is_chosen(url: str, accept_language: str | None, expected: bytes):
+async def test_language_variant_is_chosen(
+    url: str, accept_language: str | None, expected: bytes
+) -> None:
     headers = {"accept-language": accept_language} if accept_language else {}
     async with _client() as client:
         response = await client.get(url, headers=headers)
@@ -68,7 +71,7 @@ async def test_language_variant_is_chosen(url: str, accept_language: str | None,
     assert response.content == expected
 
 
-async def test_html_varies_on_accept_language_but_feeds_do_not():
+async def test_html_varies_on_accept_language_but_feeds_do_not() -> None:
     async with _client() as client:
         page = await client.get("/")
         feed = await client.get("/history.atom")
@@ -79,7 +82,7 @@ async def test_html_varies_on_accept_language_but_feeds_do_not():
     assert revalidated.headers["vary"] == "Accept-Encoding, Accept-Language"
 
 
-async def test_paths_outside_the_snapshot_go_to_the_app():
+async def test_paths_outside_the_snapshot_go_to_the_app() -> None:
     async with _client() as client:
         response = await client.get("/staff?lang=en")
     assert response.status_code == 404
