@@ -349,3 +349,55 @@ bot_subscriptions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_bot_subscriptions_follow", "follow"),
 )
+
+# Staff console sessions (issue 6). The cookie carries a random session id; only its sha256 is
+# stored. A session dies with its token (revoked → signed out) and at expires_at.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", String(16), ForeignKey("tokens.id"), nullable=False),
+    # Per-session secret for CSRF tokens on the console's forms.
+    Column("csrf_secret", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("remote", String(64), nullable=True),
+    Index("ix_staff_sessions_token", "token_id"),
+)
+
+# Failed sign-ins per source (client address), shared by every instance so throttling holds
+# behind a load balancer.
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("blocked_until", UTCDateTime, nullable=True),
+)
+
+# Staff commands in the Telegram bot (issue 6): an admin issues a one-time code for a staff
+# token's scope; the person sends it to the bot from their own account, which links the two.
+staff_link_codes = Table(
+    "staff_link_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("token_id", String(16), ForeignKey("tokens.id"), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+staff_telegram_links = Table(
+    "staff_telegram_links",
+    metadata,
+    # A Telegram user id (not a chat id): staff act from their own account.
+    Column("telegram_user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("token_id", String(16), ForeignKey("tokens.id"), nullable=False),
+    Column("username", String(100), nullable=True),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Column("unlinked_at", UTCDateTime, nullable=True),
+)
