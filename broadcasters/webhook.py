@@ -57,22 +57,12 @@ from status.config import SLUG, ConfigError, Site, parse_tables
 from status.durations import format_duration
 from status.model import Event
 from status.render.statuspage import iso
+from status.vocabulary import EventKind
 
 TABLE = "webhook"
-# Every kind the core writes to the outbox (status/core.py, status/automatic.py).
-EVENT_KINDS = (
-    "incident.created",
-    "incident.updated",
-    "incident.resolved",
-    "incident.affected",
-    "maintenance.scheduled",
-    "maintenance.updated",
-    "component.updated",
-    "components.synced",
-    "queues.updated",
-)
+EVENT_KINDS = tuple(kind.value for kind in EventKind)
 # Queue readings change every few seconds; a subscriber asks for them by name.
-OPT_IN_KINDS = ("queues.updated",)
+OPT_IN_KINDS = (EventKind.QUEUES_UPDATED.value,)
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 MIN_SECRET_BYTES = 16
 # A receiver's Retry-After holds this target's queue; past an hour ops should look instead.

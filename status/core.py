@@ -32,6 +32,7 @@ from status.rules import derive_component_status
 from status.schema import audit, components, incident_components, incident_updates, incidents
 from status.vocabulary import (
     ComponentStatus,
+    EventKind,
     Impact,
     IncidentKind,
     IncidentStatus,
@@ -632,9 +633,10 @@ class Core:
         component_ids: Iterable[str],
         payload: Mapping[str, Any],
     ) -> None:
+        kind = EventKind(kind)  # an unknown kind is a bug here, not news for subscribers
         tx.last_event_id = await outbox.append(
             tx.conn,
-            kind=kind,
+            kind=kind.value,
             at=tx.now,
             incident_id=incident_id,
             component_ids=component_ids,

@@ -83,3 +83,19 @@ class IncidentKind(StrEnum):
 
     INCIDENT = "incident"
     MAINTENANCE = "maintenance"
+
+
+class EventKind(StrEnum):
+    """Every kind of outbox event the core writes; webhooks and the dispatcher name these."""
+
+    INCIDENT_CREATED = "incident.created"
+    INCIDENT_UPDATED = "incident.updated"
+    INCIDENT_RESOLVED = "incident.resolved"
+    # Automatic incidents: more components folded into an open upstream incident.
+    INCIDENT_AFFECTED = "incident.affected"
+    MAINTENANCE_SCHEDULED = "maintenance.scheduled"
+    MAINTENANCE_UPDATED = "maintenance.updated"
+    COMPONENT_UPDATED = "component.updated"
+    COMPONENTS_SYNCED = "components.synced"
+    # Branch queue readings; frequent, so consumers opt in by name.
+    QUEUES_UPDATED = "queues.updated"
