@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from status.history import Day
 from status.vocabulary import ComponentStatus, Impact, IncidentKind
 
 
@@ -181,3 +182,6 @@ class State:
     last_change_at: datetime  # newest change to anything shown; drives Last-Modified
     # branch id → its live queue row (see schema.branch_queues); absent = never read
     queues: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Per check per day (the site's days) for the last 90 days: the page's uptime bars.
+    # Latency histograms are left out; the page shows uptime only.
+    daily: tuple[Day, ...] = ()

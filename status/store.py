@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from status import outbox
+from status.history import Day
 from status.model import AffectedComponent, AuditEntry, Component, Incident, IncidentUpdate, State
 from status.schema import (
     audit,
     branch_queues,
+    check_daily,
     components,
     incident_components,
     incident_updates,
@@ -151,6 +153,24 @@ async def load_state(conn: AsyncConnection, now: datetime) -> State:
     loaded = await load_incidents(conn, incident_ids + maintenance_ids)
     last_event = await outbox.latest_id(conn)
     queues = {r.branch_id: dict(r._mapping) for r in await conn.execute(select(branch_queues))}
+    # A day more than HISTORY: the site's days may start up to 9 hours before UTC's (WIT).
+    first_day = (now - HISTORY - timedelta(days=1)).date().isoformat()
+    daily = tuple(
+        Day(r.check_id, date.fromisoformat(r.day), r.total, r.failures)
+        for r in await conn.execute(
+            select(
+                check_daily.c.check_id,
+                check_daily.c.day,
+                check_daily.c.total,
+                check_daily.c.failures,
+            ).where(
+                check_daily.c.day >= first_day,
+                # Queue polls (status/checks/queue_probe.py) have no bars; 60 branches would
+                # add 5,400 rows to every rebuild.
+                check_daily.c.check_id.not_like("queue:%"),
+            )
+        )
+    )
     changed = [c.updated_at for c in comps] + [i.updated_at for i in loaded]
     return State(
         components=tuple(comps),
@@ -160,6 +180,7 @@ async def load_state(conn: AsyncConnection, now: datetime) -> State:
         loaded_at=now,
         last_change_at=max(changed, default=now),
         queues=queues,
+        daily=daily,
     )
 
 

@@ -8,7 +8,7 @@ from functools import cache
 
 from status.config import Config, Site
 from status.model import State
-from status.render import branches, statuspage
+from status.render import branches, feeds, page, statuspage
 from status.snapshot import JSON, NextChange, Renderer, dump_json
 
 
@@ -41,5 +41,11 @@ def branches_change(config: Config, _state: State, now: datetime) -> datetime | 
     return branches.next_change(config, now)
 
 
-RENDERERS: tuple[Renderer, ...] = (render_v2, render_branches, render_openapi)
-NEXT_CHANGES: tuple[NextChange, ...] = (branches_change,)
+RENDERERS: tuple[Renderer, ...] = (
+    render_v2,
+    render_branches,
+    render_openapi,
+    page.render_page,
+    feeds.render_feeds,
+)
+NEXT_CHANGES: tuple[NextChange, ...] = (branches_change, page.next_midnight)

@@ -12,7 +12,7 @@ from typing import Any
 from status import __version__
 from status.config import Site
 from status.snapshot import PUBLIC_CACHE
-from status.web import openapi_operations
+from status.web import openapi_feeds, openapi_operations
 from status.web.bodies import MAX_BODY_BYTES
 from status.web.idempotency import KEY_MAX
 from status.web.openapi_schemas import INTEGER, Schema, ref, schemas
@@ -275,6 +275,7 @@ def build_openapi(site: Site) -> dict[str, Any]:
     paths["/healthz"] = _healthz()
     paths.update(_staff_paths())
     paths.update(openapi_operations.paths({code: name for code, (name, _) in _ERRORS.items()}))
+    paths.update(openapi_feeds.paths())
     components = _components()
     components["schemas"].update(openapi_operations.schemas())
     return {
@@ -292,6 +293,7 @@ def build_openapi(site: Site) -> dict[str, Any]:
         "tags": [
             {"name": "Statuspage v2", "description": "Statuspage-compatible public documents."},
             {"name": "Public", "description": "Branches and this description."},
+            {"name": "Feeds", "description": "Atom and RSS: incident history and every update."},
             {"name": "Meta", "description": "Health."},
             {"name": "Staff", "description": "Writes and records; bearer token required."},
         ],
