@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from status.scheduler import run_schedule
 from status.services import Services
 from status.web import operations, public, staff
+from status.web.console.routes import ConsoleMount, console_app
 from status.web.errors import HANDLERS
 from status.web.public import PublicFiles
 
@@ -65,6 +67,8 @@ def create_app(
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
+        # The staff console (/staff): its own app with HTML error pages, outside the API routes.
+        middleware=[Middleware(ConsoleMount, console=console_app(services))],
     )
     app.state.services = services
     routed: ASGIApp = app
