@@ -29,7 +29,7 @@ def _path_id(request: Request, name: str) -> str:
     return value
 
 
-async def _set_queue(
+async def set_queue_action(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
 ) -> dict[str, Any]:
     entry = bodies.parse_queue_entry(doc)
@@ -60,7 +60,7 @@ async def _silence(
 
 
 async def set_queue(request: Request) -> Response:
-    return await write(request, _set_queue, status=200)
+    return await write(request, set_queue_action, status=200)
 
 
 async def silence(request: Request) -> Response:
@@ -152,7 +152,7 @@ def _bounded(raw: str | None, name: str, default: int | None, low: int, high: in
     return int(raw)
 
 
-async def _retry(
+async def retry_action(
     s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, _request: Request
 ) -> dict[str, Any]:
     require_admin(actor)
@@ -165,7 +165,7 @@ async def _retry(
 
 
 async def retry_deliveries(request: Request) -> Response:
-    return await write(request, _retry, status=200)
+    return await write(request, retry_action, status=200)
 
 
 routes = [

@@ -10,7 +10,7 @@ from status.web.console import forms
 from status.web.console.guard import posted, require_admin, visit
 from status.web.console.pages import ConsoleError, render
 from status.web.console.writes import FormError, send
-from status.web.operations import _retry  # the API's own retry write, shared on purpose
+from status.web.operations import retry_action
 
 PAGE = 100
 
@@ -68,7 +68,7 @@ async def retry(request: Request) -> Response:
     require_admin(current)
     try:
         answer = await send(
-            request, current, forms.form_key(form), forms.retry_doc(form), _retry, status=200
+            request, current, forms.form_key(form), forms.retry_doc(form), retry_action, status=200
         )
     except FormError as wrong:
         return await list_failed(request, error=wrong.message, status=wrong.status)

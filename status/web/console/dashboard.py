@@ -15,7 +15,7 @@ from status.web.console import forms
 from status.web.console.guard import Visit, posted, visit
 from status.web.console.pages import ConsoleError, render
 from status.web.console.writes import FormError, send
-from status.web.operations import _set_queue  # the API's own queue write, shared on purpose
+from status.web.operations import set_queue_action
 
 RECENT = 10  # closed incidents listed under the open ones
 
@@ -86,7 +86,12 @@ async def set_queue(request: Request) -> Response:
         raise ConsoleError(404, "console.error.not_found")
     try:
         await send(
-            request, current, forms.form_key(form), forms.queue_doc(form), _set_queue, status=200
+            request,
+            current,
+            forms.form_key(form),
+            forms.queue_doc(form),
+            set_queue_action,
+            status=200,
         )
     except FormError as wrong:
         return await _home(request, current, error=wrong.message, status=wrong.status)
