@@ -10,7 +10,7 @@ Config (PRODUCT.md; `[telegram.bot]` belongs to telegram_bot.py and is not read 
     chat = "@statusemeterai"    # or a numeric chat id, as a string or an integer
     components = ["*"]          # component ids, "*", "region:<name>"
     language = "id"             # "id" | "en"
-    live_board = false          # parsed and exposed here; the board is built elsewhere
+    live_board = false          # one pinned status board, edited in place (_telegram_board_keeper)
     timezone = "Asia/Makassar"  # optional; default: the zone of the branches it follows when
                                 # they share one, else per post the zone of the event's
                                 # branches when they share one, else [site].timezone
@@ -22,9 +22,15 @@ One delivery (body: see _telegram_text.render_body) with `previous` = the thread
 3. send "post" as a reply to the first post (HTML, no link preview);
 4. pin the new post if it starts a thread (silently; skipped with a warning without the right).
 
+With `live_board = true` the channel also keeps one pinned status board (show_board), kept
+up to date by _telegram_board_keeper. Posts and board edits share the chat's budget
+(PER_MINUTE sends and edits in any minute); posts go first: the board takes a slot only when
+no post is waiting or going out, at least SEND_GAP after any call, and while fewer than
+BOARD_SHARE calls went out in the last minute, so posts always have the rest.
+
 Steps 1 and 2 are idempotent and come before the send, so when one of them fails the whole
 delivery is retried without posting twice. After the send nothing raises: a retry would post
-again. Sends and edits to one chat are at least SEND_GAP apart.
+again. Sends and edits to one chat are at least SEND_GAP apart, at most PER_MINUTE a minute.
 
 PTB errors become DeliveryError (https://core.telegram.org/bots/api#making-requests):
 
@@ -43,9 +49,11 @@ PTB errors become DeliveryError (https://core.telegram.org/bots/api#making-reque
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import warnings
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,6 +78,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from broadcasters._base import Broadcaster, DeliveryError, Deps, Message, Receipt
+from broadcasters._telegram_board_keeper import BoardKeeper
 from broadcasters._telegram_text import Envelope, View, render_body
 from status.config import Config, ConfigError, parse_table
 from status.model import Event
@@ -91,7 +100,11 @@ KINDS = frozenset(
 )
 # Telegram allows about 20 messages a minute in one group or channel:
 # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
-SEND_GAP = timedelta(seconds=3)
+# and advises about one a second in one chat.
+PER_MINUTE = 20
+SEND_GAP = timedelta(seconds=1)
+BOARD_SHARE = 12  # the board's edits stop while this many calls went out in the last minute
+WINDOW = timedelta(minutes=1)
 # A text Telegram refuses will be refused again; retry soon so the attempt cap ends it quickly.
 REFUSED_RETRY = timedelta(seconds=10)
 # Lower-cased fragments of Telegram's descriptions (PTB drops "Bad Request: " and capitalises).
@@ -104,6 +117,8 @@ NO_CHAT = (
     "peer_id_invalid",
 )
 TEXT_REFUSED = ("can't parse entities", "message is too long", "text is empty", "must be non-empty")
+# The board message is gone (deleted by a human) or can no longer be edited: post a new one.
+BOARD_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 CHAT = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -251,8 +266,11 @@ class Channel:
         # Where posts go now; a group that became a supergroup moves this (ChatMigrated).
         self.chat_id: int | str = config.chat if config.chat.startswith("@") else int(config.chat)
         self._token = token
-        self._last_send: datetime | None = None
+        self._last_send: datetime | None = None  # the last send or edit, the board's too
+        self._last_post: datetime | None = None  # the last send or edit for a post
+        self._recent: deque[datetime] = deque()  # sends and edits in the last minute
         self._hold_until: datetime | None = None
+        self._delivering = 0  # posts waiting for a slot or going out: the board gives way
 
     @property
     def target(self) -> str:
@@ -270,6 +288,13 @@ class Channel:
 
     async def deliver(self, message: Message, previous: Receipt | None) -> Receipt | None:
         """Carry out one envelope; returns the new message's id. Raises DeliveryError."""
+        self._delivering += 1
+        try:
+            return await self._deliver(message, previous)
+        finally:
+            self._delivering -= 1
+
+    async def _deliver(self, message: Message, previous: Receipt | None) -> Receipt | None:
         try:
             envelope = Envelope.loads(message.body)
         except ValueError as exc:
@@ -290,7 +315,53 @@ class Channel:
             await self._pin(sent)
         return str(sent)
 
-    async def _send(self, text: str, reply_to: int | None) -> int:
+    def board_may_edit(self) -> bool:
+        """Whether the board may take a slot now: no post is waiting or going out, the gap since
+        the last call has passed, and Telegram's flood control does not hold this chat."""
+        now = self.deps.clock.now()
+        if self._delivering or (self._hold_until is not None and now < self._hold_until):
+            return False
+        if self._last_send is not None and now < self._last_send + SEND_GAP:
+            return False
+        return self._free_at(now, BOARD_SHARE) <= now
+
+    async def show_board(self, message_id: int | None, text: str) -> tuple[int, bool]:
+        """Edit the board to `text`, or post and pin a new one when there is none or it is gone.
+
+        Returns (its message id, whether it is a new message). Call when board_may_edit().
+        Raises DeliveryError as deliver() does.
+        """
+        if message_id is not None:
+            self._count(self.deps.clock.now())
+            try:
+                await self._on_chat(
+                    lambda chat: self.bot.edit_message_text(
+                        text,
+                        chat_id=chat,
+                        message_id=message_id,
+                        parse_mode=ParseMode.HTML,
+                        link_preview_options=NO_PREVIEW,
+                    )
+                )
+                return message_id, False
+            except BadRequest as exc:
+                reason = str(exc).lower()
+                if "message is not modified" in reason:
+                    return message_id, False  # it already says so (e.g. after a restart)
+                if not any(p in reason for p in BOARD_GONE):
+                    raise self._error(exc) from None
+                log.info(
+                    "telegram: the status board in %s is gone (%s); posting a new one",
+                    self.config.chat,
+                    exc,
+                )
+            except TelegramError as exc:
+                raise self._error(exc) from None
+        sent = await self._send(text, None, silent=True)
+        await self._pin(sent)
+        return sent, True
+
+    async def _send(self, text: str, reply_to: int | None, *, silent: bool = False) -> int:
         reply = (
             ReplyParameters(reply_to, allow_sending_without_reply=True)
             if reply_to is not None
@@ -305,6 +376,7 @@ class Channel:
                     parse_mode=ParseMode.HTML,
                     link_preview_options=NO_PREVIEW,
                     reply_parameters=reply,
+                    disable_notification=silent,
                 )
             )
         except TelegramError as exc:
@@ -363,10 +435,32 @@ class Channel:
             )
 
     async def _pace(self) -> None:
-        """Keep sends and edits to this chat SEND_GAP apart (Telegram's per-chat limit)."""
-        if self._last_send is not None:
-            await self.deps.clock.sleep_until(self._last_send + SEND_GAP)
-        self._last_send = self.deps.clock.now()
+        """Keep a post's sends and edits SEND_GAP apart and within PER_MINUTE (Telegram's limits).
+
+        A post does not wait out the gap after a board edit: news goes out at once.
+        """
+        while True:  # a loop: the board may have taken a slot while this call slept
+            now = self.deps.clock.now()
+            at = self._free_at(now, PER_MINUTE)
+            if self._last_post is not None:
+                at = max(at, self._last_post + SEND_GAP)
+            if at <= now:
+                break
+            await self.deps.clock.sleep_until(at)
+        self._last_post = now
+        self._count(now)
+
+    def _free_at(self, now: datetime, limit: int) -> datetime:
+        """When fewer than `limit` calls will have gone out in the minute before."""
+        while self._recent and self._recent[0] <= now - WINDOW:
+            self._recent.popleft()
+        if len(self._recent) < limit:
+            return now
+        return self._recent[len(self._recent) - limit] + WINDOW
+
+    def _count(self, now: datetime) -> None:
+        self._last_send = now
+        self._recent.append(now)
 
     async def _on_chat(self, call: Callable[[int | str], Awaitable[T]]) -> T:
         """One Bot API call on this chat, following a group's move to a supergroup once."""
@@ -433,8 +527,14 @@ def _no_chat(exc: BadRequest) -> bool:
 
 
 @asynccontextmanager
-async def open_targets(doc: Mapping[str, Any], deps: Deps) -> AsyncIterator[list[Channel]]:
-    """One target per [[telegram.channel]], sharing one PTB Bot for the block's lifetime."""
+async def open_targets(
+    doc: Mapping[str, Any], deps: Deps, *, keep_boards: bool = True
+) -> AsyncIterator[list[Channel]]:
+    """One target per [[telegram.channel]], sharing one PTB Bot for the block's lifetime.
+
+    Channels with live_board = true get a BoardKeeper running alongside (keep_boards=False
+    leaves that to the caller, e.g. a test driving BoardKeeper.step()).
+    """
     if TABLE not in doc:
         yield []
         return
@@ -484,11 +584,31 @@ async def open_targets(doc: Mapping[str, Any], deps: Deps) -> AsyncIterator[list
     except BaseException:
         await bot.shutdown()
         raise
+    channels = [
+        Channel(c, bot, deps, view_for(c, deps.config), token=token) for c in config.channels
+    ]
+    keepers: list[BoardKeeper] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
-        yield [
-            Channel(c, bot, deps, view_for(c, deps.config), token=token) for c in config.channels
-        ]
+        for channel in channels:
+            if not (keep_boards and channel.live_board):
+                continue
+            if deps.engine is None:
+                log.warning("telegram: %s: live_board needs the database; no board", channel.target)
+                continue
+            keeper = BoardKeeper(channel, deps.engine)
+            keepers.append(keeper)
+            tasks.append(asyncio.create_task(keeper.run(), name=f"board {channel.target}"))
+        yield channels
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for keeper in keepers:
+            try:
+                await keeper.release()
+            except Exception:  # the lease runs out by itself; shutting down goes on
+                log.warning("telegram: could not release the board lease of %s", keeper.lease_id)
         await bot.shutdown()
 
 

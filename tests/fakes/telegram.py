@@ -128,6 +128,7 @@ class Chat:
     bot_removed: bool = False  # group/channel: the bot was removed
     migrated_to: int | None = None  # group: upgraded to this supergroup
     messages: dict[int, ChatMessage] = field(default_factory=dict)
+    last_message_id: int = 0
 
     def to_json(self) -> JSON:
         names = {"title": self.title, "username": self.username, "first_name": self.first_name}
@@ -257,6 +258,11 @@ class FakeTelegram:
         with self._lock:
             error = ApiError(status, description, parameters or None)
             self._scripted.setdefault(method, deque()).append(error)
+
+    def delete_message(self, chat: int | str, message_id: int) -> None:
+        """A channel admin deletes a message by hand (edits then answer "message to edit not found")."""
+        with self._lock:
+            del self._chat(chat).messages[message_id]
 
     def flood(self, retry_after: int = 5, chat: int | str | None = None) -> None:
         """Start a flood penalty now, for the whole bot or for one chat."""
@@ -603,7 +609,8 @@ class FakeTelegram:
                 self._windows[scope].append(now)
 
     def _store(self, chat: Chat, text: str, entities: list[JSON], **fields: Any) -> ChatMessage:
-        message_id = max(chat.messages, default=0) + 1
+        # Telegram never reuses an id, even after a message was deleted.
+        message_id = chat.last_message_id = max(chat.messages, default=chat.last_message_id) + 1
         message = ChatMessage(message_id, chat.id, text, entities, int(self._wall()), **fields)
         chat.messages[message_id] = message
         return message
