@@ -18,6 +18,9 @@ too long to fit is sent as "#" and a hash of it (code_of).
 /status and /antrean answer from the snapshot's public JSON (/api/v2/summary.json and
 /api/v1/branches), never from the database: in a rush those are what everyone asks.
 Every string from staff or config is escaped (html.escape) before it enters a reply.
+
+Staff commands (_telegram_staff) are installed ahead of these; to anyone not linked to a staff
+token they do not exist.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from broadcasters._telegram_replies import (
     say,
     status_text,
 )
+from broadcasters._telegram_staff import StaffCommands
 from broadcasters._telegram_text import clip, one_line
 from status.clock import Clock
 from status.config import Config
@@ -100,8 +104,17 @@ class Conversation:
         self.language = language  # a new subscriber's, until they choose
         self.documents = documents
         self.places = Places(config)
+        self.staff = StaffCommands(
+            engine,
+            config,
+            clock,
+            language=self._language,
+            unknown=self.help,
+            committed=self._committed,
+        )
 
     def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        self.staff.install(application)  # first: the catch-alls below would take its updates
         private = filters.ChatType.PRIVATE
         commands = (
             (("start",), self.start),
@@ -301,6 +314,12 @@ class Conversation:
         chat = update.effective_chat
         found = await store.language_of(self.engine, chat.id) if chat else None
         return found or self.language
+
+    async def _committed(self, event_id: int) -> None:
+        """A staff command was written: rebuild the public renderings now, as the API does."""
+        on_commit = getattr(self.documents, "on_commit", None)
+        if on_commit is not None:
+            await on_commit(event_id)
 
     def _document(self, path: str) -> Mapping[str, Any] | None:
         rendering = self.documents.get(path) if self.documents is not None else None

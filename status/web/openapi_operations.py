@@ -20,7 +20,13 @@ def _path(name: str) -> Schema:
 
 
 def _write(
-    op_id: str, summary: str, body: str, result: str, path: str | None, errors: dict[int, str]
+    op_id: str,
+    summary: str,
+    body: str,
+    result: str,
+    path: str | None,
+    errors: dict[int, str],
+    status: str = "200",
 ) -> Schema:
     params = [{"$ref": "#/components/parameters/IdempotencyKey"}]
     if path is not None:
@@ -33,7 +39,7 @@ def _write(
         "parameters": params,
         "requestBody": {"required": True, "content": {JSON: {"schema": ref(body)}}},
         "responses": {
-            "200": {
+            status: {
                 "description": "Done; a retry with the same Idempotency-Key returns this.",
                 "content": {JSON: {"schema": ref(result)}},
             },
@@ -71,6 +77,54 @@ def _read(
     return {"get": get, "head": head}
 
 
+def _html_page(op_id: str, summary: str, errors: dict[int, str], *, incident: bool) -> Schema:
+    """A public HTML page from the snapshot: both languages, validators, gzip, CORS preflight."""
+    lang = {
+        "name": "lang",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["id", "en"]},
+        "description": "The language; without it, Accept-Language, then the site's language.",
+    }
+    params: list[Schema] = [
+        *([_path("incident_id")] if incident else []),
+        lang,
+        {"name": "Accept-Language", "in": "header", "schema": STRING},
+        {"$ref": "#/components/parameters/IfNoneMatch"},
+        {"$ref": "#/components/parameters/IfModifiedSince"},
+    ]
+    failures = {"404": _error(404, errors[404])} if incident else {}
+    ok = {
+        "description": "The page (gzip with Accept-Encoding: gzip).",
+        "content": {"text/html": {"schema": STRING}},
+    }
+    get: Schema = {
+        "operationId": op_id,
+        "tags": ["Public"],
+        "summary": summary,
+        "security": [],
+        "parameters": params,
+        "responses": {"200": ok, "304": {"$ref": "#/components/responses/NotModified"}, **failures},
+    }
+    head: Schema = {
+        **get,
+        "operationId": f"{op_id}Head",
+        "summary": f"Headers of: {summary}",
+        "responses": {
+            "200": {"description": "As GET, without a body."},
+            "304": {"$ref": "#/components/responses/NotModified"},
+            **failures,
+        },
+    }
+    preflight: Schema = {
+        "operationId": f"{op_id}Preflight",
+        "tags": ["Public"],
+        "summary": "CORS preflight: any origin may read",
+        "security": [],
+        "responses": {"204": {"description": "CORS headers, no body."}},
+    }
+    return {"get": get, "head": head, "options": preflight}
+
+
 def paths(errors: dict[int, str]) -> dict[str, dict[str, Schema]]:
     """`errors` maps each 4xx status to its shared response name in components.responses."""
     write_errors = {c: errors[c] for c in (400, 401, 403, 404, 409, 413, 415, 422)}
@@ -89,6 +143,16 @@ def paths(errors: dict[int, str]) -> dict[str, dict[str, Schema]]:
         {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     ]
     return {
+        # The status page and incident permalinks (status/render/page.py).
+        "/": _html_page(
+            "getStatusPage", "The status page (HTML, no scripts)", errors, incident=False
+        ),
+        "/incidents/{incident_id}": _html_page(
+            "getIncidentPage",
+            "An incident's or maintenance's permalink page (HTML)",
+            errors,
+            incident=True,
+        ),
         "/api/v1/branches/{branch_id}/queue": {
             "put": _write(
                 "setBranchQueue",
@@ -125,6 +189,18 @@ def paths(errors: dict[int, str]) -> dict[str, dict[str, Schema]]:
             errors,
             query,
         ),
+        "/api/v1/tokens/{token_id}/telegram-link-codes": {
+            "post": _write(
+                "createTelegramLinkCode",
+                "A one-time code linking a Telegram account to this token, for the bot's "
+                "staff commands (admin; the code is shown once, stored hashed)",
+                "LinkCodeRequest",
+                "LinkCode",
+                "token_id",
+                write_errors,
+                status="201",
+            )
+        },
         "/api/v1/deliveries/retry": {
             "post": _write(
                 "retryDeliveries",
@@ -173,6 +249,29 @@ def schemas() -> dict[str, Schema]:
             {"ids": {"type": "array", "items": INTEGER}, "target": STRING}, required=[]
         ),
         "RetryResult": obj({"retried": INTEGER}),
+        "LinkCodeRequest": closed(
+            {
+                "ttl": {
+                    "type": "string",
+                    "examples": ["15m", "1h"],
+                    "description": "How long the code works: 1m to 24h; default 15m.",
+                }
+            },
+            required=[],
+        ),
+        "LinkCode": obj(
+            {
+                "code": {
+                    "type": "string",
+                    "minLength": 8,
+                    "maxLength": 8,
+                    "description": "Send /tautkan <code> to the bot; single use.",
+                },
+                "token_id": STRING,
+                "token_name": STRING,
+                "expires_at": TIME,
+            }
+        ),
         "QueueEntry": closed(
             {"serving": COUNT, "issued": COUNT, "counters_open": or_null(COUNT)},
             required=["serving", "issued"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -11,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from status import db, store, tokens
+from status import db, link_codes, store, tokens
 from status.core import Tx
-from status.errors import ConflictError, ScopeError
+from status.durations import parse_duration
+from status.errors import ConflictError, InvalidError, ScopeError
 from status.model import Actor, Incident
 from status.render.statuspage import build_incident, iso
 from status.services import Services
@@ -69,6 +71,34 @@ async def write(request: Request, action: Action, status: int = 201) -> Response
         actor = await authenticate(request, conn)
     key = idempotency.key_of(request)
     doc = await bodies.read_json(request)
+    written = await perform(request, actor, key, doc, action, status)
+    if written.replayed:
+        return _replayed(idempotency.Replay(written.status, written.body))
+    return Response(written.body, written.status, media_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write's answer: the JSON document, and whether an earlier request already wrote it."""
+
+    status: int
+    body: str
+    replayed: bool = False
+
+
+async def perform(
+    request: Request,
+    actor: Actor,
+    key: str | None,
+    doc: dict[str, Any],
+    action: Action,
+    status: int = 201,
+) -> Written:
+    """Do one staff write for an authenticated actor: the one code path for the API and the console.
+
+    The change and its idempotency record share one transaction; scope refusals are audited.
+    """
+    services = _services(request)
     print_ = idempotency.fingerprint(
         request, json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()
     )
@@ -78,7 +108,7 @@ async def write(request: Request, action: Action, status: int = 201) -> Response
                 assert actor.token_id is not None  # noqa: S101 - staff actors always carry one
                 replay = await idempotency.find(tx.conn, actor.token_id, key, print_)
                 if replay is not None:
-                    return _replayed(replay)
+                    return Written(replay.status, replay.body, replayed=True)
             await tokens.touch(tx.conn, actor.token_id, tx.now)
             answer = await action(services, tx, doc, actor, request)
             body = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
@@ -96,12 +126,12 @@ async def write(request: Request, action: Action, status: int = 201) -> Response
             async with db.read(services.engine) as conn:
                 replay = await idempotency.find(conn, actor.token_id, key, print_)
             if replay is not None:
-                return _replayed(replay)
+                return Written(replay.status, replay.body, replayed=True)
         raise ConflictError(
             "another change to the same incident landed at the same moment; nothing was "
             "written, send the request again"
         ) from None
-    return Response(body, status, media_type="application/json")
+    return Written(status, body)
 
 
 async def _create_incident(
@@ -218,6 +248,49 @@ async def whoami(request: Request) -> Response:
     )
 
 
+async def _link_code(
+    _s: Services, tx: Tx, doc: dict[str, Any], actor: Actor, request: Request
+) -> dict[str, Any]:
+    token_id: str = request.path_params["token_id"]
+    if not actor.is_admin:
+        raise ScopeError(
+            "this needs an admin token", action="telegram.link_code", target=token_id[:ID_MAX]
+        )
+    if not 0 < len(token_id) <= 16 or not token_id.isprintable():
+        raise APIError(404, "not_found", "no token has that id")
+    unknown = sorted(set(doc) - {"ttl"})
+    if unknown:
+        message = f'unknown field "{unknown[0]}"; allowed: ttl'
+        raise APIError(422, "unknown_field", message, field=unknown[0])
+    raw = doc.get("ttl")
+    ttl = link_codes.DEFAULT_TTL
+    if raw is not None:
+        try:
+            ttl = parse_duration(raw if isinstance(raw, str) else "")
+        except ValueError:
+            raise InvalidError('"ttl" must be a duration like "15m"', field="ttl") from None
+    issued = await link_codes.issue(tx.conn, token_id, actor, tx.now, ttl)
+    return {
+        "code": issued.code,
+        "token_id": issued.token_id,
+        "token_name": issued.token_name,
+        "expires_at": iso(issued.expires_at),
+    }
+
+
+async def create_link_code(request: Request) -> Response:
+    """A one-time code that links a Telegram account to a token (admin)."""
+    return await write(request, _link_code)
+
+
+# The writes the staff console performs too, through `perform`: one validation and scope path.
+ACTIONS: dict[str, Action] = {
+    "incident.create": _create_incident,
+    "incident.update": _add_update,
+    "maintenance.create": _schedule,
+    "maintenance.update": _update_maintenance,
+}
+
 routes = [
     Route("/api/v1/incidents", create_incident, methods=["POST"]),
     Route("/api/v1/incidents/{incident_id}", get_incident, methods=["GET"]),
@@ -226,4 +299,5 @@ routes = [
     Route("/api/v1/maintenances/{incident_id}/updates", update_maintenance, methods=["POST"]),
     Route("/api/v1/audit", list_audit, methods=["GET"]),
     Route("/api/v1/whoami", whoami, methods=["GET"]),
+    Route("/api/v1/tokens/{token_id}/telegram-link-codes", create_link_code, methods=["POST"]),
 ]
