@@ -1,16 +1,18 @@
 """Idempotency-Key: a retried write returns the first response and writes nothing twice.
 
 The record is written in the same transaction as the change it answers for, so either both
-exist or neither does.
+exist or neither does. Records are kept for KEEP (as Stripe does, 24 hours): long enough for any
+client's retries, short enough that the table does not grow for ever; each write clears its
+token's expired records.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
@@ -19,6 +21,7 @@ from status.web.errors import APIError
 
 HEADER = "idempotency-key"
 KEY_MAX = 200
+KEEP = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,17 @@ def fingerprint(request: Request, body: bytes) -> str:
     return hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).hexdigest()
 
 
-async def find(conn: AsyncConnection, token_id: str, key: str, print_: str) -> Replay | None:
+async def find(
+    conn: AsyncConnection, token_id: str, key: str, print_: str, now: datetime
+) -> Replay | None:
+    """The stored answer for this key, if one younger than KEEP exists."""
     row = (
         await conn.execute(
-            select(idempotency).where(idempotency.c.token_id == token_id, idempotency.c.key == key)
+            select(idempotency).where(
+                idempotency.c.token_id == token_id,
+                idempotency.c.key == key,
+                idempotency.c.created_at >= now - KEEP,
+            )
         )
     ).first()
     if row is None:
@@ -72,6 +82,11 @@ async def remember(
     body: str,
     now: datetime,
 ) -> None:
+    await conn.execute(
+        delete(idempotency).where(
+            idempotency.c.token_id == token_id, idempotency.c.created_at < now - KEEP
+        )
+    )
     await conn.execute(
         insert(idempotency).values(
             token_id=token_id,

@@ -106,7 +106,7 @@ async def perform(
         async with services.core.transaction() as tx:
             if key is not None:
                 assert actor.token_id is not None  # noqa: S101 - staff actors always carry one
-                replay = await idempotency.find(tx.conn, actor.token_id, key, print_)
+                replay = await idempotency.find(tx.conn, actor.token_id, key, print_, tx.now)
                 if replay is not None:
                     return Written(replay.status, replay.body, replayed=True)
             await tokens.touch(tx.conn, actor.token_id, tx.now)
@@ -124,7 +124,9 @@ async def perform(
         # what the winner stored; otherwise another writer changed the same rows meanwhile.
         if key is not None and actor.token_id is not None:
             async with db.read(services.engine) as conn:
-                replay = await idempotency.find(conn, actor.token_id, key, print_)
+                replay = await idempotency.find(
+                    conn, actor.token_id, key, print_, services.clock.now()
+                )
             if replay is not None:
                 return Written(replay.status, replay.body, replayed=True)
         raise ConflictError(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from status.clock import ManualClock
+from status.schema import idempotency
 from status.services import Services
 from tests.web.test_staff_incidents import (
     created,
@@ -181,3 +185,21 @@ async def test_many_identical_posts_at_once_still_make_one_incident(
     responses = await asyncio.gather(*(post_with_key(admin, KEY) for _ in range(6)))
     assert len({created(r)["id"] for r in responses}) == 1
     assert await stored_rows(services) == once_more(before)
+
+
+async def test_a_key_is_remembered_for_a_day_then_forgotten_and_cleared(
+    medan_staff: httpx.AsyncClient, services: Services, clock: ManualClock
+) -> None:
+    first = created(await post_with_key(medan_staff, KEY))
+    clock.advance(timedelta(hours=23))
+    replay = await post_with_key(medan_staff, KEY)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == first["id"]
+
+    clock.advance(timedelta(hours=2))
+    # A day later the key is a new request: a new incident, and the old record is gone.
+    later = created(await post_with_key(medan_staff, KEY))
+    assert later["id"] != first["id"]
+    async with services.engine.connect() as conn:
+        keys = (await conn.execute(select(idempotency.c.key, idempotency.c.created_at))).all()
+    assert [(k, at) for k, at in keys] == [(KEY, clock.now())]
