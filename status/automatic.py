@@ -89,8 +89,8 @@ class Automatic:
             else:
                 await self._on_recovery(tx, v, folds)
         for incident_id, ids in folds.items():
-            changes = await self.core._recompute(tx, ids)
-            await self.core._emit_incident(tx, "incident.affected", incident_id, changes)
+            changes = await self.core.recompute(tx, ids)
+            await self.core.emit_incident(tx, "incident.affected", incident_id, changes)
         # Components whose status moved without any incident event still need one.
         await self._emit_status_only(tx, verdicts)
 
@@ -223,7 +223,9 @@ class Automatic:
                     incident_components.c.incident_id == incident_id
                 )
             )
-            await self.core._link(tx, incident_id, {component_id: status}, start=len(list(count)))
+            await self.core.link_components(
+                tx, incident_id, {component_id: status}, start=len(list(count))
+            )
         await tx.conn.execute(
             update(incidents).where(incidents.c.id == incident_id).values(updated_at=tx.now)
         )
@@ -261,9 +263,9 @@ class Automatic:
             folds.setdefault(row.incident_id, []).append(v.component_id)
 
     async def _emit_status_only(self, tx: Tx, verdicts: Sequence[Verdict]) -> None:
-        changes = await self.core._recompute(tx, {v.component_id for v in verdicts})
+        changes = await self.core.recompute(tx, {v.component_id for v in verdicts})
         if changes:
-            await self.core._event(
+            await self.core.emit_event(
                 tx,
                 "component.updated",
                 None,
@@ -289,7 +291,7 @@ class Automatic:
         branch = self.config.branch(branch_id)
         if branch is None:
             raise NotFoundError(f'no branch with id "{branch_id}"')
-        self.core._authorize(actor, [branch_id], action="queue.set", target=branch_id)
+        self.core.authorize(actor, [branch_id], action="queue.set", target=branch_id)
         row = (
             await tx.conn.execute(
                 select(branch_queues).where(branch_queues.c.branch_id == branch_id)
@@ -300,7 +302,7 @@ class Automatic:
             serving, issued, counters_open, tx.now, _state_of(row), is_open=is_open
         )
         await record_queues(self.core, tx, {branch_id: state})
-        await self.core._audit(
+        await self.core.record_audit(
             tx,
             actor,
             "queue.set",
@@ -318,7 +320,7 @@ class Automatic:
         ).first()
         if row is None:
             raise NotFoundError(f'no check with id "{check_id}"')
-        self.core._authorize(actor, [row.component_id], action="check.silence", target=check_id)
+        self.core.authorize(actor, [row.component_id], action="check.silence", target=check_id)
         if until is not None and until <= tx.now:
             raise InvalidError("the silence must end in the future", field="until")
         await tx.conn.execute(
@@ -326,7 +328,7 @@ class Automatic:
             .where(check_state.c.check_id == check_id)
             .values(silenced_until=until)
         )
-        await self.core._audit(
+        await self.core.record_audit(
             tx, actor, "check.silence", check_id, {"until": until.isoformat() if until else None}
         )
 
@@ -434,7 +436,7 @@ async def record_queues(core: Core, tx: Tx, states: Mapping[str, QueueState | st
         if any(k in row and getattr(old, k) != row[k] for k in VISIBLE):
             changed.append(branch_id)
     if changed:
-        await core._event(tx, "queues.updated", None, changed, {"branches": changed})
+        await core.emit_event(tx, "queues.updated", None, changed, {"branches": changed})
 
 
 def _state_of(row: Any) -> QueueState | None:

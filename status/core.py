@@ -155,7 +155,7 @@ class Core:
                 )
                 changed.append(gone)
         if changed:
-            await self._event(
+            await self.emit_event(
                 tx, "components.synced", None, changed, {"components": sorted(changed)}
             )
         return bool(changed)
@@ -170,7 +170,11 @@ class Core:
                 raise InvalidError(f'unknown component "{cid}"', field=f"{field_name}.{cid}")
         return found
 
-    async def _recompute(self, tx: Tx, ids: Iterable[str]) -> list[Change]:
+    # The building blocks below are public for the core's other writers (status.automatic,
+    # status.web.operations), which compose them inside one Tx; nothing outside the core
+    # package should call them.
+
+    async def recompute(self, tx: Tx, ids: Iterable[str]) -> list[Change]:
         """Re-derive component statuses after a change; lock rows first so concurrent writers queue.
 
         FOR NO KEY UPDATE (PostgreSQL) rather than FOR UPDATE: this transaction's own inserts
@@ -204,7 +208,7 @@ class Core:
 
     # -- incidents ----------------------------------------------------------------------------
 
-    def _authorize(self, actor: Actor, ids: Iterable[str], *, action: str, target: str) -> None:
+    def authorize(self, actor: Actor, ids: Iterable[str], *, action: str, target: str) -> None:
         ids = list(ids)
         if actor.may_touch(ids):
             return
@@ -224,7 +228,7 @@ class Core:
         )
 
     async def create_incident(self, tx: Tx, cmd: NewIncident, actor: Actor) -> Incident:
-        self._authorize(actor, cmd.components, action="incident.create", target="")
+        self.authorize(actor, cmd.components, action="incident.create", target="")
         comps = await self._live_components(tx, cmd.components, field_name="components")
         if cmd.status is IncidentStatus.POSTMORTEM:
             raise InvalidError("a new incident cannot start as postmortem", field="status")
@@ -251,8 +255,8 @@ class Core:
                 is_open=not closed,
             )
         )
-        await self._link(tx, incident_id, cmd.components, start=0)
-        changes = await self._recompute(tx, cmd.components)
+        await self.link_components(tx, incident_id, cmd.components, start=0)
+        changes = await self.recompute(tx, cmd.components)
         await self._add_update(
             tx,
             incident_id,
@@ -261,7 +265,7 @@ class Core:
             actor,
             self._affected(comps, cmd.components, changes),
         )
-        await self._audit(
+        await self.record_audit(
             tx,
             actor,
             "incident.create",
@@ -273,12 +277,12 @@ class Core:
                 "components": dict(cmd.components),
             },
         )
-        return await self._emit_incident(tx, "incident.created", incident_id, changes)
+        return await self.emit_incident(tx, "incident.created", incident_id, changes)
 
     async def add_update(self, tx: Tx, incident_id: str, cmd: NewUpdate, actor: Actor) -> Incident:
         current = await self._incident(tx, incident_id, IncidentKind.INCIDENT)
         touched = list(dict.fromkeys([*current.component_ids, *cmd.components]))
-        self._authorize(actor, touched, action="incident.update", target=incident_id)
+        self.authorize(actor, touched, action="incident.update", target=incident_id)
         comps = await self._live_components(tx, cmd.components, field_name="components")
         if cmd.status is IncidentStatus.POSTMORTEM and current.is_open:
             raise InvalidError("resolve the incident before posting a postmortem", field="status")
@@ -312,11 +316,11 @@ class Core:
                     .values(status=status)
                 )
         new = {c: s for c, s in cmd.components.items() if c not in current.components}
-        await self._link(tx, incident_id, new, start=len(current.components))
-        changes = await self._recompute(tx, touched)
+        await self.link_components(tx, incident_id, new, start=len(current.components))
+        changes = await self.recompute(tx, touched)
         affected = self._affected(comps, cmd.components, changes)
         await self._add_update(tx, incident_id, str(cmd.status), cmd.body, actor, affected)
-        await self._audit(
+        await self.record_audit(
             tx,
             actor,
             "incident.update",
@@ -329,12 +333,12 @@ class Core:
             },
         )
         kind = "incident.resolved" if closed and current.is_open else "incident.updated"
-        return await self._emit_incident(tx, kind, incident_id, changes)
+        return await self.emit_incident(tx, kind, incident_id, changes)
 
     # -- maintenance --------------------------------------------------------------------------
 
     async def schedule_maintenance(self, tx: Tx, cmd: NewMaintenance, actor: Actor) -> Incident:
-        self._authorize(actor, cmd.components, action="maintenance.create", target="")
+        self.authorize(actor, cmd.components, action="maintenance.create", target="")
         await self._live_components(tx, cmd.components, field_name="components")
         if cmd.scheduled_until <= cmd.scheduled_for:
             raise InvalidError(
@@ -362,14 +366,14 @@ class Core:
                 is_open=True,
             )
         )
-        await self._link(
+        await self.link_components(
             tx,
             incident_id,
             dict.fromkeys(cmd.components, ComponentStatus.UNDER_MAINTENANCE),
             start=0,
         )
         await self._add_update(tx, incident_id, MaintenanceStatus.SCHEDULED, cmd.body, actor, ())
-        await self._audit(
+        await self.record_audit(
             tx,
             actor,
             "maintenance.create",
@@ -382,13 +386,13 @@ class Core:
             },
         )
         tx.schedule_changed = True
-        return await self._emit_incident(tx, "maintenance.scheduled", incident_id, [])
+        return await self.emit_incident(tx, "maintenance.scheduled", incident_id, [])
 
     async def update_maintenance(
         self, tx: Tx, incident_id: str, cmd: MaintenanceUpdate, actor: Actor
     ) -> Incident:
         current = await self._incident(tx, incident_id, IncidentKind.MAINTENANCE)
-        self._authorize(
+        self.authorize(
             actor, current.component_ids, action="maintenance.update", target=incident_id
         )
         start = cmd.scheduled_for or current.scheduled_for
@@ -435,13 +439,15 @@ class Core:
         )
         if result.rowcount != 1:
             raise ConflictError("the maintenance changed meanwhile")
-        changes = await self._recompute(tx, current.component_ids)
+        changes = await self.recompute(tx, current.component_ids)
         comps = {c.id: c for c in await store.load_components(tx.conn)}
         affected = self._affected(comps, current.components, changes)
         await self._add_update(tx, current.id, str(status), body, actor, affected)
-        await self._audit(tx, actor, "maintenance.update", current.id, {"status": str(status)})
+        await self.record_audit(
+            tx, actor, "maintenance.update", current.id, {"status": str(status)}
+        )
         tx.schedule_changed = True
-        return await self._emit_incident(tx, "maintenance.updated", current.id, changes)
+        return await self.emit_incident(tx, "maintenance.updated", current.id, changes)
 
     async def next_schedule_change(self) -> datetime | None:
         """When the scheduler next has something to do (a maintenance starts or ends)."""
@@ -528,7 +534,7 @@ class Core:
             raise NotFoundError(f'no {noun} with id "{incident_id}"')
         return found
 
-    async def _link(
+    async def link_components(
         self, tx: Tx, incident_id: str, statuses: Mapping[str, ComponentStatus], *, start: int
     ) -> None:
         for offset, (cid, status) in enumerate(statuses.items()):
@@ -590,7 +596,7 @@ class Core:
             )
         )
 
-    async def _audit(
+    async def record_audit(
         self, tx: Tx, actor: Actor, action: str, target: str, detail: Mapping[str, Any]
     ) -> None:
         await write_audit(tx.conn, tx.now, actor, action, target, "ok", detail)
@@ -608,7 +614,7 @@ class Core:
                 {"reason": error.message},
             )
 
-    async def _emit_incident(
+    async def emit_incident(
         self, tx: Tx, kind: str, incident_id: str, changes: list[Change]
     ) -> Incident:
         incident = await self._incident(
@@ -622,10 +628,10 @@ class Core:
             "component_changes": [c.as_dict() for c in changes],
         }
         ids = [*incident.component_ids, *(c.component_id for c in changes)]
-        await self._event(tx, kind, incident_id, ids, payload)
+        await self.emit_event(tx, kind, incident_id, ids, payload)
         return incident
 
-    async def _event(
+    async def emit_event(
         self,
         tx: Tx,
         kind: str,

@@ -158,7 +158,7 @@ async def retry_action(
     require_admin(actor)
     ids, target = bodies.parse_retry(doc)
     count = await delivery_log.retry(tx.conn, tx.now, ids=ids, target=target)
-    await s.core._audit(
+    await s.core.record_audit(
         tx, actor, "deliveries.retry", target or ",".join(map(str, ids)), {"retried": count}
     )
     return {"retried": count}
