@@ -73,6 +73,19 @@ def render_page(state: State, config: Config, now: datetime) -> dict[str, tuple[
     return out
 
 
+def render_permalink(
+    incident: Incident, components: Iterable[Component], config: Config, lang: str
+) -> bytes:
+    """One incident's permalink page, for incidents older than the snapshot holds (archive)."""
+    zone = ZoneInfo(config.site.timezone)
+    common = _common(config, lang, _follow_links(config.document))
+    view = _incident(incident, {c.id: c for c in components}, lang, zone, full=True)
+    path = f"/incidents/{incident.id}"
+    return (
+        _ENV.get_template("page/incident.html").render(**common, path=path, incident=view).encode()
+    )
+
+
 def next_midnight(config: Config, _state: State, now: datetime) -> datetime:
     """The uptime bars move by a day at the site's midnight, with or without news."""
     zone = ZoneInfo(config.site.timezone)

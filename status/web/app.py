@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from status.scheduler import run_schedule
 from status.services import Services
-from status.web import operations, public, staff
+from status.web import archive, operations, public, staff
 from status.web.console.routes import ConsoleMount, console_app
 from status.web.errors import HANDLERS
 from status.web.public import PublicFiles
@@ -62,6 +62,7 @@ def create_app(
             *public.routes,
             *staff.routes,
             *operations.routes,
+            *archive.routes,
             # e.g. the Telegram bot's webhook endpoint, in webhook mode
             *(r for f in services.fanouts for r in getattr(f, "routes", ())),
         ],

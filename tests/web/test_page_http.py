@@ -149,3 +149,42 @@ async def test_uptime_bars_come_from_the_daily_figures(
     assert f"100,0% normal pada {oldest:%d-%m-%Y}" in page
     assert f"pada {today - timedelta(days=90):%d-%m-%Y}" not in page
     assert isinstance(today, date)
+
+
+async def test_a_permalink_outlives_the_ninety_days_the_page_keeps(
+    admin: httpx.AsyncClient, applicant: httpx.AsyncClient, services: Services, clock: ManualClock
+) -> None:
+    created = await admin.post(
+        "/api/v1/incidents",
+        json={
+            "name": "Penjualan <e-Meterai> berhenti",
+            "status": "investigating",
+            "impact": "major",
+            "body": "Sistem pusat tidak menjawab.",
+            "components": {"kcu-medan": "major_outage"},
+        },
+    )
+    incident_id = created.json()["id"]
+    resolved = await admin.post(
+        f"/api/v1/incidents/{incident_id}/updates",
+        json={"status": "resolved", "body": "Penjualan kembali normal."},
+    )
+    assert resolved.status_code == 201
+    clock.advance(timedelta(days=120))
+    await services.snapshot.refresh(force=True)
+    assert f"/incidents/{incident_id}" not in services.snapshot.files
+
+    old = await applicant.get(f"/incidents/{incident_id}")
+    assert old.status_code == 200
+    assert old.headers["content-type"] == "text/html; charset=utf-8"
+    assert "Penjualan &lt;e-Meterai&gt; berhenti" in old.text
+    assert "Penjualan kembali normal." in old.text
+    assert "Sistem pusat tidak menjawab." in old.text
+    english = await applicant.get(f"/incidents/{incident_id}?lang=en")
+    assert '<html lang="en">' in english.text
+    again = await applicant.get(
+        f"/incidents/{incident_id}", headers={"if-none-match": old.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert (await applicant.get("/incidents/nosuchincident")).status_code == 404
+    assert (await applicant.get("/incidents/" + "x" * 65)).status_code == 404
