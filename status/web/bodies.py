@@ -7,6 +7,7 @@ text up to 5,000 characters, up to 1,000 components per incident, JSON nested at
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -140,9 +141,19 @@ def _text(
         raise _invalid(key, f'"{key}" must not be empty')
     if len(value) > limit:
         raise _invalid(key, f'"{key}" is {len(value)} characters; the limit is {limit}')
-    if "\x00" in value:
-        raise _invalid(key, f'"{key}" contains a NUL character')
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise _invalid(
+            key,
+            f'"{key}" contains the control character U+{ord(bad.group()):04X} at position '
+            f"{bad.start()}; only tab and line breaks are allowed",
+        )
     return value
+
+
+# Text goes into HTML, Telegram HTML and XML feeds; XML 1.0 cannot carry these at all, so they
+# are refused at the door rather than mangled later. Tab, LF and CR are ordinary text.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _enum(

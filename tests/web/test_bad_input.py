@@ -140,7 +140,7 @@ INVALID = [  # → 422 invalid
         incident(components={"a\x00": "major_outage"}),
         "components.a\x00",
     ),
-    # Text that is missing, empty, too long or carries a NUL.
+    # Text that is missing, empty, too long or carries a control character XML cannot hold.
     ("no-name", INCIDENTS, without("name"), "name"),
     ("no-body", INCIDENTS, without("body"), "body"),
     ("empty-name", INCIDENTS, incident(name=""), "name"),
@@ -150,6 +150,9 @@ INVALID = [  # → 422 invalid
     ("long-body", INCIDENTS, incident(body="x" * 5001), "body"),
     ("nul-name", INCIDENTS, incident(name="Loket\x00tutup"), "name"),
     ("nul-body", INCIDENTS, incident(body="Loket\x00tutup"), "body"),
+    ("escape-name", INCIDENTS, incident(name="Loket\x1b[31mtutup"), "name"),
+    ("vtab-body", INCIDENTS, incident(body="Loket\x0btutup"), "body"),
+    ("nonchar-body", INCIDENTS, incident(body="Loket\uffffnutup"), "body"),
     # Updates.
     ("update-no-status", UPDATES, json.dumps({"body": "x"}).encode(), "status"),
     ("update-status-closed", UPDATES, update(status="closed"), "status"),
