@@ -51,21 +51,27 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return any(t.strip().removeprefix("W/") == weak_free for t in if_none_match.split(","))
 
 
+def _weighted(header: str) -> list[tuple[str, float]]:
+    """An Accept-* header as (lower-cased value, q) pairs in order (RFC 9110 12.4.2)."""
+    items: list[tuple[str, float]] = []
+    for item in header.lower().split(","):
+        value, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, number = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(number)
+                except ValueError:
+                    q = 0.0
+        items.append((value, q))
+    return items
+
+
 @lru_cache(maxsize=256)  # phones send a handful of distinct headers; parse each once
 def _accepts_gzip(accept_encoding: str) -> bool:
     """Whether gzip is acceptable: named, or covered by "*", with q above 0 (RFC 9110 12.5.3)."""
-    weights: dict[str, float] = {}
-    for item in accept_encoding.lower().split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        weights[coding] = q
+    weights = dict(_weighted(accept_encoding))
     q = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
     return q > 0
 
@@ -84,20 +90,9 @@ def _query_lang(query: bytes) -> str | None:
 def _preferred_language(accept_language: str) -> str | None:
     """The supported language the browser weights highest (q=0 excluded); None if none."""
     best: tuple[float, str] | None = None
-    for item in accept_language.split(","):
-        tag, *params = (part.strip() for part in item.split(";"))
-        code = tag.lower()[:2]
-        if code not in LANGUAGES:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q > 0 and (best is None or q > best[0]):
+    for tag, q in _weighted(accept_language):
+        code = tag[:2]
+        if code in LANGUAGES and q > 0 and (best is None or q > best[0]):
             best = (q, code)
     return best[1] if best else None
 
