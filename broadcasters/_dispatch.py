@@ -2,16 +2,22 @@
 
 Two steps, each safe with several processes on one database:
 
-1. plan: claim events not yet planned and write one delivery row per target that wants the
-   event, rendered once, in the same transaction that marks the event planned;
-2. send: lease targets that have due deliveries (a conditional UPDATE, so one process per
-   target at a time) and send each target's deliveries strictly in event order. A delivery
-   is marked "sending" (committed) before the call, so after a crash exactly the in-flight
-   ones are sent again: at-least-once, never dropped.
+1. plan: write one delivery row per target that wants an event, rendered once, and mark the
+   event planned. Single targets (channels, webhooks) are planned first in a short
+   transaction, so a channel post never waits for a fan-out to 100,000 subscribers; fan-outs
+   are planned one event at a time, oldest first, in chunks (a crash half-way redoes the
+   event, and the unique (event, target) key makes the redo write nothing twice);
+2. send: claim a batch of deliveries, each the oldest open one of its target, leasing the
+   target (a conditional UPDATE, so one process per target at a time) and marking the
+   delivery "sending" (committed) before the call. Up to `workers` deliveries are in flight;
+   outcomes are written back in one transaction every FLUSH_EVERY. After a crash exactly the
+   "sending" ones are sent again (at-least-once, never dropped): a duplicate is possible only
+   for a delivery that went out but whose outcome was not yet written.
 
 A retryable failure backs off (exponential with jitter, or the target's retry_after) and
 holds that target's later deliveries back, keeping its order; other targets go on. A
-permanent failure disables the target and ops see it in `siaran deliveries`.
+permanent failure disables the target and ops see it in `siaran deliveries`. Single targets
+are claimed before fan-out recipients, so news for a channel is not queued behind them.
 """
 
 from __future__ import annotations
@@ -21,29 +27,65 @@ import logging
 import random
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadcasters._base import Broadcaster, DeliveryError, FanOut, Message
 from status import db, outbox
 from status.clock import Clock
+from status.model import Event
 from status.schema import deliveries, events, receipts, targets
 
 log = logging.getLogger(__name__)
 
 OPEN = ("pending", "sending")
 BACKOFF_FIRST = timedelta(seconds=2)
-BACKOFF_MAX = timedelta(minutes=15)
+# Short enough that news goes out within minutes of Telegram coming back after an outage.
+BACKOFF_MAX = timedelta(minutes=5)
+# Outcomes are written in one transaction this often: at 1000 sends/s, one write per 50 sends.
+FLUSH_EVERY = 0.05
+# A dead process's targets come back after this; a live one renews its leases every third.
+LEASE = timedelta(seconds=10)
+FAN_OUT_CHUNK = 5000  # recipients per planning transaction: short write locks on SQLite
 
 
-def backoff(attempts: int, rng: random.Random) -> timedelta:
-    """2 s, 4 s, 8 s … capped at 15 min, each scaled by 0.5 to 1.5 so retries don't stampede."""
-    base: timedelta = min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
-    return base * (0.5 + rng.random())
+def backoff(attempts: int, rng: random.Random, first: timedelta = BACKOFF_FIRST) -> timedelta:
+    """2 s, 4 s, 8 s …, each scaled by 0.5 to 1.5 so retries don't stampede; at most 5 min."""
+    base: timedelta = first * (2 ** min(max(attempts - 1, 0), 20))
+    return min(base * (0.5 + rng.random()), BACKOFF_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery this instance leased and marked "sending"."""
+
+    id: int
+    event_id: int
+    target: str
+    incident_id: str | None
+    body: str
+    attempts: int  # including this one
+    previous: str | None  # the receipt of the incident's first message to this target
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    claim: Claim
+    receipt: str | None = None
+    error: DeliveryError | None = None
+    at: datetime | None = None  # when it failed: a retry_after counts from then
+
+
+def _insert_new(conn: AsyncConnection, table: Any, keys: Sequence[str]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING: planning twice writes nothing twice."""
+    dialect: Any = sqlite if conn.dialect.name == "sqlite" else postgresql
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 class Dispatcher:
@@ -56,10 +98,11 @@ class Dispatcher:
         fanouts: Sequence[FanOut] = (),
         instance_id: str | None = None,
         rng: random.Random | None = None,
-        lease: timedelta = timedelta(seconds=30),
-        workers: int = 64,
+        lease: timedelta = LEASE,
+        workers: int = 256,
         poll_every: timedelta = timedelta(milliseconds=500),
         max_attempts: int = 20,
+        backoff_first: timedelta = BACKOFF_FIRST,
     ) -> None:
         self.engine, self.clock = engine, clock
         self.by_target = {b.target: b for b in broadcasters}
@@ -68,149 +111,174 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._lease, self._workers = lease, workers
         self._poll_every, self._max_attempts = poll_every, max_attempts
+        self._backoff_first = backoff_first
         self._wake = asyncio.Event()
+        self._in_flight: set[str] = set()
 
     async def start(self) -> None:
         """Register this instance's targets; one seen for the first time starts from now."""
         now = self.clock.now()
         async with db.write(self.engine) as conn:
             newest = await outbox.latest_id(conn)
-            known = {
-                r[0]
-                for r in await conn.execute(
-                    select(targets.c.id).where(targets.c.id.in_(list(self.by_target)))
-                )
-            }
-            new = [t for t in self.by_target if t not in known]
-            if new:
-                await conn.execute(
-                    insert(targets),
-                    [{"id": t, "since_event_id": newest, "updated_at": now} for t in new],
-                )
+            rows = [{"id": t, "since_event_id": newest, "updated_at": now} for t in self.by_target]
+            if rows:
+                await conn.execute(_insert_new(conn, targets, ["id"]), rows)
 
     async def on_commit(self, _event_id: int) -> None:
         """Core listener: news was written; plan and send now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Loop until cancelled."""
+        """Plan and send until cancelled; fan-out planning runs beside the sending."""
+        planned = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._plan_loop(planned), name="dispatch-plan")
+            group.create_task(self._send_loop(planned), name="dispatch-send")
+
+    async def _plan_loop(self, planned: asyncio.Event) -> None:
         while True:
             self._wake.clear()
             try:
-                while await self.plan():
-                    pass
+                while await self.plan(on_progress=planned.set):
+                    planned.set()
+            except Exception:  # the loop outlives a database hiccup; the next pass retries
+                log.exception("dispatch planning failed")
+            await self._nap(self._wake)
+
+    async def _send_loop(self, planned: asyncio.Event) -> None:
+        while True:
+            planned.clear()
+            try:
                 await self.send_due()
             except Exception:  # the loop outlives a database hiccup; the next pass retries
                 log.exception("dispatch pass failed")
-            sleeper = asyncio.ensure_future(
-                self.clock.sleep_until(self.clock.now() + self._poll_every)
-            )
-            woken = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (sleeper, woken):
-                    task.cancel()
+            await self._nap(planned)
 
-    async def plan(self, batch: int = 200) -> int:
+    async def _nap(self, woken_by: asyncio.Event) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(self.clock.now() + self._poll_every))
+        woken = asyncio.ensure_future(woken_by.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, woken):
+                task.cancel()
+
+    # ── planning ────────────────────────────────────────────────────────────────────────
+
+    async def plan(self, batch: int = 200, *, on_progress: Any = None) -> int:
         """Write deliveries for up to `batch` unplanned events; returns how many were planned."""
+        count = await self._plan_targets(batch)
+        if on_progress is not None:
+            on_progress()  # channels and webhooks can be sent to now
+        if self.fanouts:
+            while await self._plan_fan_out(on_progress):
+                count += 1
+        return count
+
+    async def _plan_targets(self, batch: int) -> int:
+        """Single targets' deliveries; events no fan-out wants are marked planned here."""
         now = self.clock.now()
         async with db.write(self.engine) as conn:
             query = select(events).where(events.c.planned.is_(False)).order_by(events.c.id)
-            if not db.is_sqlite(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            rows = list(await conn.execute(query.limit(batch)))
+            rows = [outbox.as_event(r) for r in await conn.execute(query.limit(batch))]
             if not rows:
                 return 0
-            since = {
-                r.id: r.since_event_id
-                for r in await conn.execute(
-                    select(targets.c.id, targets.c.since_event_id).where(
-                        targets.c.id.in_(list(self.by_target))
-                    )
-                )
-            }
-            planned: list[dict[str, object]] = []
-            for row in rows:
-                event = outbox.as_event(row)
-                for target, broadcaster in self.by_target.items():
-                    if event.id <= since.get(target, 0) or not broadcaster.wants(event):
-                        continue
-                    try:
-                        body, status, error = broadcaster.render(event).body, "pending", None
-                    except Exception as exc:  # a renderer bug must not block everyone else
-                        log.exception("rendering event %d for %s failed", event.id, target)
-                        body, status, error = "", "failed", f"render failed: {exc!r}"[:300]
-                    planned.append(
-                        {
-                            "event_id": event.id,
-                            "target": target,
-                            "incident_id": event.incident_id,
-                            "status": status,
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "last_error": error,
-                            "body": body,
-                            "created_at": now,
-                        }
-                    )
-            for row in rows:
-                event = outbox.as_event(row)
-                for fanout in self.fanouts:
-                    if fanout.wants(event):
-                        planned.extend(await self._fan_out(conn, fanout, event, now))
+            since = await self._since(conn)
+            planned = [d for event in rows for d in self._single(event, since, now)]
             if planned:
-                await conn.execute(insert(deliveries), planned)
-                known = {
-                    r[0]
-                    for r in await conn.execute(
-                        select(targets.c.id).where(targets.c.id.in_({p["target"] for p in planned}))
-                    )
-                }
-                new = sorted({str(p["target"]) for p in planned} - known)
-                if new:
-                    await conn.execute(insert(targets), [{"id": t, "updated_at": now} for t in new])
-            await conn.execute(
-                update(events).where(events.c.id.in_([r.id for r in rows])).values(planned=True)
+                await conn.execute(_insert_new(conn, deliveries, ["event_id", "target"]), planned)
+            done = [e.id for e in rows if not any(f.wants(e) for f in self.fanouts)]
+            if done:
+                await conn.execute(update(events).where(events.c.id.in_(done)).values(planned=True))
+            return len(done)
+
+    async def _since(self, conn: AsyncConnection) -> dict[str, int]:
+        found = await conn.execute(
+            select(targets.c.id, targets.c.since_event_id).where(
+                targets.c.id.in_(list(self.by_target))
             )
-            return len(rows)
+        )
+        return {r.id: r.since_event_id for r in found}
+
+    def _single(self, event: Event, since: dict[str, int], now: datetime) -> list[dict[str, Any]]:
+        planned = []
+        for target, broadcaster in self.by_target.items():
+            if event.id <= since.get(target, 0) or not broadcaster.wants(event):
+                continue
+            try:
+                body, status, error = broadcaster.render(event).body, "pending", None
+            except Exception as exc:  # a renderer bug must not block everyone else
+                log.exception("rendering event %d for %s failed", event.id, target)
+                body, status, error = "", "failed", f"render failed: {exc!r}"[:300]
+            planned.append(_row(event, target, body, now, status=status, error=error))
+        return planned
+
+    async def _plan_fan_out(self, on_progress: Any) -> bool:
+        """Fan the oldest unplanned event out to its recipients; False when none is left.
+
+        Events are fanned out strictly in order, so a recipient's deliveries are in event
+        order. PostgreSQL: the row lock makes a second process wait, then see it planned.
+        """
+        # Recipients are read outside any write: on SQLite a write holds the one write lock,
+        # and the sends' bookkeeping must not wait for a 100,000-row read.
+        async with db.read(self.engine) as conn:
+            query = select(events).where(events.c.planned.is_(False)).order_by(events.c.id)
+            row = (await conn.execute(query.limit(1))).first()
+            if row is None:
+                return False
+            event, now = outbox.as_event(row), self.clock.now()
+            rows = []
+            for fanout in self.fanouts:
+                if fanout.wants(event):
+                    rows += await self._fan_out(conn, fanout, event, now)
+        chunks = [rows[i : i + FAN_OUT_CHUNK] for i in range(0, len(rows), FAN_OUT_CHUNK)]
+        for index, chunk in enumerate(chunks or [[]]):
+            last = index == max(len(chunks) - 1, 0)
+            async with db.write(self.engine) as conn:
+                if index == 0:
+                    query = select(events.c.planned).where(events.c.id == event.id)
+                    if not db.is_sqlite(self.engine):
+                        query = query.with_for_update()
+                    if (await conn.execute(query)).scalar():
+                        return True  # another process planned it meanwhile
+                    # The single targets' rows, in case the event missed _plan_targets.
+                    single = self._single(event, await self._since(conn), now)
+                    if single:
+                        await conn.execute(
+                            _insert_new(conn, deliveries, ["event_id", "target"]), single
+                        )
+                await self._insert_fan_out(conn, chunk, now)
+                if last:
+                    await self._mark_planned(conn, event.id)
+            if not last:
+                # News written meanwhile reaches channels now, not after the last recipient.
+                await self._plan_targets(200)
+                if on_progress is not None:
+                    on_progress()  # the first recipients can be sent to while the rest is written
+        return True
+
+    async def _mark_planned(self, conn: AsyncConnection, event_id: int) -> None:
+        await conn.execute(update(events).where(events.c.id == event_id).values(planned=True))
+
+    async def _insert_fan_out(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], now: datetime
+    ) -> None:
+        if not rows:
+            return
+        new = [{"id": r["target"], "since_event_id": 0, "updated_at": now} for r in rows]
+        await conn.execute(_insert_new(conn, targets, ["id"]), new)
+        await conn.execute(_insert_new(conn, deliveries, ["event_id", "target"]), rows)
 
     async def _fan_out(
-        self, conn: Any, fanout: FanOut, event: Any, now: datetime
-    ) -> list[dict[str, object]]:
+        self, conn: AsyncConnection, fanout: FanOut, event: Event, now: datetime
+    ) -> list[dict[str, Any]]:
         """One delivery per recipient, rendered once per language."""
         recipients = await fanout.recipients(conn, event)
-        if not recipients:
-            return []
-        bodies = {lang: fanout.render_for(event, lang) for lang in {lang for _, lang in recipients}}
-        ids = [t for t, _ in recipients]
-        known: set[str] = set()
-        for chunk in range(0, len(ids), 500):
-            known |= {
-                r[0]
-                for r in await conn.execute(
-                    select(targets.c.id).where(targets.c.id.in_(ids[chunk : chunk + 500]))
-                )
-            }
-        new = [t for t in ids if t not in known]
-        if new:
-            await conn.execute(
-                insert(targets), [{"id": t, "since_event_id": 0, "updated_at": now} for t in new]
-            )
-        return [
-            {
-                "event_id": event.id,
-                "target": target,
-                "incident_id": event.incident_id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "last_error": None,
-                "body": bodies[lang],
-                "created_at": now,
-            }
-            for target, lang in recipients
-        ]
+        languages = {lang for _, lang in recipients}
+        bodies = {lang: fanout.render_for(event, lang) for lang in languages}
+        return [_row(event, target, bodies[lang], now) for target, lang in recipients]
+
+    # ── sending ─────────────────────────────────────────────────────────────────────────
 
     def _owner(self, target: str) -> Broadcaster | FanOut | None:
         found = self.by_target.get(target)
@@ -219,187 +287,264 @@ class Dispatcher:
         return next((f for f in self.fanouts if target.startswith(f.prefix)), None)
 
     async def send_due(self) -> int:
-        """Send every due delivery of the targets this instance can lease; returns sends."""
-        claimed = await self._claim(self.clock.now())
-        gate = asyncio.Semaphore(self._workers)
+        """Send due deliveries until none is left that this instance can lease; returns sends.
 
-        async def drain(target: str) -> int:
-            async with gate:
-                return await self._drain(target)
-
-        sent = await asyncio.gather(*(drain(t) for t in claimed))
-        return sum(sent)
-
-    async def _claim(self, now: datetime) -> list[str]:
-        mine = list(self.by_target)
-        ours: list[ColumnElement[bool]] = [deliveries.c.target.in_(mine)] if mine else []
-        ours += [deliveries.c.target.startswith(f.prefix) for f in self.fanouts]
-        if not ours:
-            return []
-        async with db.write(self.engine) as conn:
-            # Only targets that can be leased now: a stopped target's backlog, or one another
-            # process is draining, must not crowd out the rest.
-            due = [
-                r[0]
-                for r in await conn.execute(
-                    select(deliveries.c.target)
-                    .distinct()
-                    .join(targets, targets.c.id == deliveries.c.target)
-                    .where(
-                        deliveries.c.status.in_(OPEN),
-                        deliveries.c.next_attempt_at <= now,
-                        or_(*ours),
-                        targets.c.disabled_at.is_(None),
-                        or_(
-                            targets.c.lease_until.is_(None),
-                            targets.c.lease_until < now,
-                            targets.c.lease_owner == self.instance_id,
-                        ),
-                    )
-                    .limit(self._workers * 8)
-                )
-            ]
-            if not due:
-                return []
-            await conn.execute(
-                update(targets)
-                .where(
-                    targets.c.id.in_(due),
-                    targets.c.disabled_at.is_(None),
-                    or_(
-                        targets.c.lease_until.is_(None),
-                        targets.c.lease_until < now,
-                        targets.c.lease_owner == self.instance_id,
-                    ),
-                )
-                .values(lease_owner=self.instance_id, lease_until=now + self._lease)
-            )
-            return [
-                r[0]
-                for r in await conn.execute(
-                    select(targets.c.id).where(
-                        targets.c.id.in_(due), targets.c.lease_owner == self.instance_id
-                    )
-                )
-            ]
-
-    async def _drain(self, target: str) -> int:
-        """Send this target's open deliveries in event order until one must wait."""
-        broadcaster = self._owner(target)
-        if broadcaster is None:
-            return 0
-        sent = 0
+        Keeps up to `workers` deliveries in flight and writes their outcomes every FLUSH_EVERY.
+        """
+        sent, renewed = 0, self.clock.now()
+        flying: dict[asyncio.Task[Outcome], str] = {}
         try:
             while True:
-                now = self.clock.now()
-                async with db.write(self.engine) as conn:
-                    row = (
-                        await conn.execute(
-                            select(deliveries)
-                            .where(deliveries.c.target == target, deliveries.c.status.in_(OPEN))
-                            .order_by(deliveries.c.event_id)
-                            .limit(1)
-                        )
-                    ).first()
-                    if row is None or row.next_attempt_at > now:
-                        return sent  # nothing left, or the oldest must wait: order holds
-                    await conn.execute(
-                        update(deliveries)
-                        .where(deliveries.c.id == row.id)
-                        .values(status="sending", attempts=row.attempts + 1)
-                    )
-                    await conn.execute(
-                        update(targets)
-                        .where(targets.c.id == target)
-                        .values(lease_until=now + self._lease)
-                    )
-                    previous = None
-                    if row.incident_id is not None:
-                        previous = (
-                            await conn.execute(
-                                select(receipts.c.receipt).where(
-                                    receipts.c.target == target,
-                                    receipts.c.incident_id == row.incident_id,
-                                )
-                            )
-                        ).scalar()
-                try:
-                    receipt = await broadcaster.deliver(Message(target, row.body), previous)
-                except DeliveryError as exc:
-                    await self._failed(row, exc, row.attempts + 1)
+                room = self._workers - len(flying)
+                claimed = await self._claim(self.clock.now(), room) if room > 0 else []
+                flying |= {asyncio.ensure_future(self._deliver(c)): c.target for c in claimed}
+                if not flying:
                     return sent
-                except Exception as exc:  # a broadcaster bug: retry later, loudly
-                    log.exception("delivery %d to %s crashed", row.id, target)
-                    await self._failed(row, DeliveryError(f"crashed: {exc!r}"), row.attempts + 1)
-                    return sent
-                await self._sent(row, receipt)
-                sent += 1
+                done, _ = await asyncio.wait(flying, timeout=FLUSH_EVERY)
+                for task in done:
+                    del flying[task]
+                if done:
+                    sent += await self._record([t.result() for t in done])
+                if self.clock.now() >= renewed + self._lease / 3:
+                    renewed = self.clock.now()
+                    await self._renew(list(flying.values()), renewed)
         finally:
-            async with db.write(self.engine) as conn:
-                await conn.execute(
-                    update(targets)
-                    .where(
-                        targets.c.id == target,
-                        targets.c.lease_owner == self.instance_id,
-                    )
-                    .values(lease_owner=None, lease_until=None)
-                )
+            # Cancelled: what is in flight stays "sending" and leased; it is sent again once
+            # the lease runs out (by this process after a restart, or by another).
+            for task in flying:
+                task.cancel()
+            self._in_flight -= set(flying.values())
 
-    async def _sent(self, row: Any, receipt: str | None) -> None:
-        now = self.clock.now()
+    async def _deliver(self, claim: Claim) -> Outcome:
+        owner = self._owner(claim.target)
+        try:
+            if owner is None:
+                raise DeliveryError(f"no broadcaster here for {claim.target}")
+            receipt = await owner.deliver(Message(claim.target, claim.body), claim.previous)
+        except DeliveryError as exc:
+            return Outcome(claim, error=exc, at=self.clock.now())
+        except Exception as exc:  # a broadcaster bug: retry later, loudly
+            log.exception("delivery %d to %s crashed", claim.id, claim.target)
+            return Outcome(claim, error=DeliveryError(f"crashed: {exc!r}"), at=self.clock.now())
+        return Outcome(claim, receipt=receipt)
+
+    def _ours(self, *, singles: bool) -> list[ColumnElement[bool]]:
+        if singles:
+            return [deliveries.c.target.in_(list(self.by_target))] if self.by_target else []
+        return [deliveries.c.target.startswith(f.prefix) for f in self.fanouts]
+
+    async def _claim(self, now: datetime, room: int) -> list[Claim]:
+        """Lease up to `room` targets with a due head delivery; mark those "sending"."""
+        claims: list[Claim] = []
+        async with db.write(self.engine) as conn:
+            for singles in (True, False):  # channels and webhooks before fan-out recipients
+                ours = self._ours(singles=singles)
+                if ours and room - len(claims) > 0:
+                    claims += await self._claim_some(conn, now, room - len(claims), or_(*ours))
+        self._in_flight |= {c.target for c in claims}
+        return claims
+
+    async def _claim_some(
+        self, conn: AsyncConnection, now: datetime, room: int, ours: ColumnElement[bool]
+    ) -> list[Claim]:
+        earlier = deliveries.alias("earlier")
+        not_head = exists().where(
+            earlier.c.target == deliveries.c.target,
+            earlier.c.status.in_(OPEN),
+            earlier.c.event_id < deliveries.c.event_id,
+        )
+        free = or_(targets.c.lease_until.is_(None), targets.c.lease_until < now)
+        # Targets whose head waits (backoff) or that another process drains are skipped, so
+        # a stopped target's backlog never crowds out the rest.
+        found = await conn.execute(
+            select(deliveries)
+            .join(targets, targets.c.id == deliveries.c.target)
+            .where(
+                deliveries.c.status.in_(OPEN),
+                deliveries.c.next_attempt_at <= now,
+                ours,
+                targets.c.disabled_at.is_(None),
+                free,
+                ~not_head,
+            )
+            .limit(room + len(self._in_flight))
+        )
+        heads = {r.target: r for r in found if r.target not in self._in_flight}
+        heads = dict(list(heads.items())[:room])
+        if not heads:
+            return []
+        leased = {
+            r[0]
+            for r in await conn.execute(
+                update(targets)
+                .where(targets.c.id.in_(list(heads)), targets.c.disabled_at.is_(None), free)
+                .values(lease_owner=self.instance_id, lease_until=now + self._lease)
+                .returning(targets.c.id)
+            )
+        }
+        # Only a delivery still open: another process may have sent it since the SELECT.
+        marked = {
+            r[0]
+            for r in await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_([heads[t].id for t in leased]),
+                    deliveries.c.status.in_(OPEN),
+                )
+                .values(status="sending", attempts=deliveries.c.attempts + 1)
+                .returning(deliveries.c.id)
+            )
+        }
+        unused = [t for t in leased if heads[t].id not in marked]
+        if unused:
+            await self._release(conn, unused)
+        mine = [heads[t] for t in leased if heads[t].id in marked]
+        previous = await self._receipts(conn, [r for r in mine if r.incident_id is not None])
+        return [
+            Claim(
+                r.id,
+                r.event_id,
+                r.target,
+                r.incident_id,
+                r.body,
+                r.attempts + 1,
+                previous.get((r.target, r.incident_id)),
+            )
+            for r in mine
+        ]
+
+    async def _receipts(
+        self, conn: AsyncConnection, rows: Sequence[Any]
+    ) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        wanted = {(r.target, r.incident_id) for r in rows}
+        names = sorted({t for t, _ in wanted})
+        for start in range(0, len(names), 500):
+            for r in await conn.execute(
+                select(receipts).where(receipts.c.target.in_(names[start : start + 500]))
+            ):
+                if (r.target, r.incident_id) in wanted:
+                    found[(r.target, r.incident_id)] = r.receipt
+        return found
+
+    async def _renew(self, names: Sequence[str], now: datetime) -> None:
+        """Sends waiting for the bot's pace may outlast a lease: keep their targets ours."""
+        if not names:
+            return
         async with db.write(self.engine) as conn:
             await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == row.id)
-                .values(status="sent", sent_at=now, receipt=receipt, last_error=None)
+                update(targets)
+                .where(targets.c.id.in_(list(names)), targets.c.lease_owner == self.instance_id)
+                .values(lease_until=now + self._lease)
             )
-            if receipt is not None and row.incident_id is not None:
-                have = (
-                    await conn.execute(
-                        select(receipts.c.receipt).where(
-                            and_(
-                                receipts.c.target == row.target,
-                                receipts.c.incident_id == row.incident_id,
-                            )
-                        )
-                    )
-                ).first()
-                if have is None:
-                    await conn.execute(
-                        insert(receipts).values(
-                            target=row.target, incident_id=row.incident_id, receipt=receipt
-                        )
-                    )
 
-    async def _failed(self, row: Any, exc: DeliveryError, attempts: int) -> None:
+    async def _release(self, conn: AsyncConnection, names: Sequence[str]) -> None:
+        await conn.execute(
+            update(targets)
+            .where(targets.c.id.in_(list(names)), targets.c.lease_owner == self.instance_id)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> int:
+        """Write outcomes in one transaction and release the targets; returns how many sent."""
         now = self.clock.now()
-        reason = str(exc)[:300]
-        delivery_id, target = row.id, row.target
+        ok = [o for o in outcomes if o.error is None]
+        failed = [(o.claim, o.error, o.at or now) for o in outcomes if o.error is not None]
+        gone: list[tuple[str, str]] = []
         async with db.write(self.engine) as conn:
-            if exc.permanent or attempts >= self._max_attempts:
+            if ok:
                 await conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == delivery_id)
-                    .values(status="failed", last_error=reason)
+                    .where(deliveries.c.id == bindparam("delivery"))
+                    .values(status="sent", sent_at=now, receipt=bindparam("got"), last_error=None),
+                    [{"delivery": o.claim.id, "got": o.receipt} for o in ok],
                 )
-                if exc.permanent:
+                firsts = [
+                    {
+                        "target": o.claim.target,
+                        "incident_id": o.claim.incident_id,
+                        "receipt": o.receipt,
+                    }
+                    for o in ok
+                    if o.receipt is not None
+                    and o.claim.incident_id is not None
+                    and o.claim.previous is None
+                ]
+                if firsts:
                     await conn.execute(
-                        update(targets)
-                        .where(targets.c.id == target)
-                        .values(disabled_at=now, disabled_reason=reason, updated_at=now)
+                        _insert_new(conn, receipts, ["target", "incident_id"]), firsts
                     )
-                    log.warning("target %s disabled: %s", target, reason)
-        if exc.permanent:
+            for claim, error, at in failed:
+                if await self._failed(conn, claim, error, at):
+                    gone.append((claim.target, str(error)[:300]))
+            await self._release(conn, [o.claim.target for o in outcomes])
+        self._in_flight -= {o.claim.target for o in outcomes}
+        for target, reason in gone:  # after our commit: a fan-out writes in its own transaction
             fanout = next((f for f in self.fanouts if target.startswith(f.prefix)), None)
-            if fanout is not None:  # after our commit: it writes in its own transaction
+            if fanout is not None:
                 await fanout.gone(target, reason)
-            return
-        if attempts >= self._max_attempts:
-            return
-        async with db.write(self.engine) as conn:
-            wait = exc.retry_after if exc.retry_after is not None else backoff(attempts, self._rng)
+        return len(ok)
+
+    async def _failed(
+        self, conn: AsyncConnection, claim: Claim, exc: DeliveryError, now: datetime
+    ) -> bool:
+        """Record one failure; True when the target is stopped for good."""
+        reason = str(exc)[:300]
+        if exc.permanent or claim.attempts >= self._max_attempts:
             await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(status="pending", last_error=reason, next_attempt_at=now + wait)
+                .where(deliveries.c.id == claim.id)
+                .values(status="failed", last_error=reason)
             )
+            if exc.permanent:
+                await conn.execute(
+                    update(targets)
+                    .where(targets.c.id == claim.target)
+                    .values(disabled_at=now, disabled_reason=reason, updated_at=now)
+                )
+                log.warning("target %s disabled: %s", claim.target, reason)
+            return exc.permanent
+        wait = exc.retry_after if exc.retry_after is not None else self._backoff(claim.attempts)
+        retry_at = now + wait
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == claim.id)
+            .values(status="pending", last_error=reason, next_attempt_at=retry_at)
+        )
+        # Later deliveries wait with it, so a claim never finds them due behind a waiting head.
+        await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.target == claim.target,
+                deliveries.c.status == "pending",
+                deliveries.c.event_id > claim.event_id,
+                deliveries.c.next_attempt_at < retry_at,
+            )
+            .values(next_attempt_at=retry_at)
+        )
+        return False
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return backoff(attempts, self._rng, self._backoff_first)
+
+
+def _row(
+    event: Event,
+    target: str,
+    body: str,
+    now: datetime,
+    *,
+    status: str = "pending",
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "target": target,
+        "incident_id": event.incident_id,
+        "status": status,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": error,
+        "body": body,
+        "created_at": now,
+    }

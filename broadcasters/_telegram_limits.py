@@ -12,8 +12,11 @@ it re-raises RetryAfter without holding back the bot's other sends. Here:
 - `Pacer` is the pure-ish scheduler on an injected Clock, so tests drive it with a
   ManualClock. Sends are admitted first-come first-served: each send first waits for its
   chat's gap (one send per chat at a time, in order), then takes the bot's next global slot,
-  1/rate apart. A 429 pauses every send until its `retry_after` has passed; a send that had
-  a slot during the pause takes a new one after it, so the pause never ends in a burst.
+  1/rate apart. Spacing alone is not enough: Telegram counts a send when it arrives, and
+  network jitter bunches evenly spaced sends up, so a send also holds a place in a sliding
+  window of `per_window` places from its slot until a second after its answer came back.
+  A 429 pauses every send until its `retry_after` has passed; a send that had a slot during
+  the pause takes a new one after it, so the pause never ends in a burst.
 - `PacedRequests` plugs the Pacer into PTB (ExtBot's rate_limiter), so every paced call
   of the bot, a reply to a user as much as a fan-out DM, shares one budget.
 
@@ -24,9 +27,11 @@ it re-raises RetryAfter without holding back the bot's other sends. Here:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +44,7 @@ from status.clock import Clock
 
 ChatKey = int | str
 PRIVATE_GAP = timedelta(seconds=1)
+WINDOW = timedelta(seconds=1)
 GROUP_GAP = timedelta(seconds=3)  # 20 a minute in a group or channel
 # Calls that put a message in a chat, which is what Telegram's limits count. getUpdates is
 # never passed to a rate limiter by PTB; answerCallbackQuery, getMe, setMyCommands … are free.
@@ -100,6 +106,7 @@ class Pacer:
         per_second: float = 30.0,
         private_gap: timedelta = PRIVATE_GAP,
         group_gap: timedelta = GROUP_GAP,
+        per_window: int | None = None,
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
@@ -111,6 +118,14 @@ class Pacer:
         self._chat_locks: dict[ChatKey, tuple[asyncio.Lock, int]] = {}
         self._paused_until: datetime | None = None
         self._pauses = 0  # bumped by every pause(): slots taken before it are void
+        # The sliding window Telegram counts in: at most per_window sends in any WINDOW.
+        # A send counts from its slot until WINDOW after its answer came back, because
+        # Telegram counts it on arrival, somewhere in between.
+        self.per_window = per_window or max(1, math.floor(per_second))
+        self._counting: list[datetime] = []  # heap: when each finished send stops counting
+        self._open = 0  # sends holding a slot whose answer has not come back
+        self._landed = asyncio.Event()
+        self._admit = asyncio.Lock()
 
     @property
     def free_at(self) -> datetime:
@@ -137,14 +152,33 @@ class Pacer:
         self._pauses += 1
 
     async def acquire(self, chat: ChatKey | None, *, patience: timedelta | None = None) -> None:
-        """Wait for this chat's and the bot's next slot and take them.
+        """Wait for this chat's and the bot's next slot and take them; the send counts as done.
 
         Raises BacklogError, taking nothing, when the wait would exceed `patience` (None:
         wait as long as it takes). Cancelling a waiting acquire takes nothing either.
         """
+        self.landed(at=await self._acquire(chat, patience))
+
+    @asynccontextmanager
+    async def slot(
+        self, chat: ChatKey | None, *, patience: timedelta | None = None
+    ) -> AsyncIterator[None]:
+        """Hold a slot for one call: it counts in the window until WINDOW after it returns."""
+        await self._acquire(chat, patience)
+        try:
+            yield
+        finally:
+            self.landed()
+
+    def landed(self, *, at: datetime | None = None) -> None:
+        """One send's answer is back: it counts until WINDOW from then (or from `at`)."""
+        self._open -= 1
+        heapq.heappush(self._counting, (at or self.clock.now()) + WINDOW)
+        self._landed.set()
+
+    async def _acquire(self, chat: ChatKey | None, patience: timedelta | None) -> datetime:
         if chat is None:
-            await self._take_global(patience)
-            return
+            return await self._take_global(patience)
         lock = self._enter(chat)
         try:
             async with lock:
@@ -153,22 +187,61 @@ class Pacer:
                 await self._wait_for(self._chat_free.get(chat), patience)
                 sent_at = await self._take_global(patience)
                 self._chat_free[chat] = sent_at + self.gap(chat)
+                return sent_at
         finally:
             self._leave(chat)
 
     async def _take_global(self, patience: timedelta | None) -> datetime:
+        asked = self.clock.now()
         while True:
-            await self._wait_for(self._paused_until, patience)
-            now = self.clock.now()
-            slot = max(now, self._next_slot or now)
-            if patience is not None and slot - now > patience:
-                raise BacklogError(slot - now)
-            self._next_slot = slot + self.interval
-            pauses = self._pauses
-            await self.clock.sleep_until(slot)
+            async with self._admit:  # first come, first served; one waiter for the window
+                now = self.clock.now()
+                if patience is not None and now - asked > patience:
+                    raise BacklogError(now - asked)
+                await self._wait_for(self._paused_until, patience)
+                await self._wait_for_window(patience)
+                now = self.clock.now()
+                slot = max(now, self._next_slot or now)
+                if patience is not None and slot - now > patience:
+                    raise BacklogError(slot - now)
+                self._next_slot = slot + self.interval
+                self._open += 1
+                pauses = self._pauses
+            try:
+                await self.clock.sleep_until(slot)
+            except BaseException:
+                self._release_unused()
+                raise
             if pauses == self._pauses:
                 return slot
             # A 429 came while this send waited: its slot is void; queue again after the pause.
+            self._release_unused()
+
+    def _release_unused(self) -> None:
+        self._open -= 1
+        self._landed.set()
+
+    def _counted(self) -> int:
+        now = self.clock.now()
+        while self._counting and self._counting[0] <= now:
+            heapq.heappop(self._counting)
+        return self._open + len(self._counting)
+
+    async def _wait_for_window(self, patience: timedelta | None) -> None:
+        while self._counted() >= self.per_window:
+            waits: list[asyncio.Future[Any]] = []
+            if self._counting:
+                at = self._counting[0]
+                if patience is not None and at - self.clock.now() > patience:
+                    raise BacklogError(at - self.clock.now())
+                waits.append(asyncio.ensure_future(self.clock.sleep_until(at)))
+            self._landed.clear()
+            waits.append(asyncio.ensure_future(self._landed.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     async def _wait_for(self, at: datetime | None, patience: timedelta | None) -> None:
         now = self.clock.now()
@@ -246,9 +319,9 @@ class PacedRequests(BaseRateLimiter[Pace]):
         key: ChatKey | None = chat if isinstance(chat, int | str) else None
         retries = REPLY_RETRIES if pace.retry_on_flood else 0
         while True:
-            await self.pacer.acquire(key, patience=pace.patience)
             try:
-                return await callback(*args, **kwargs)
+                async with self.pacer.slot(key, patience=pace.patience):
+                    return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 self.pacer.pause(retry_after(exc))
                 if retries <= 0:

@@ -11,7 +11,9 @@ and the two connection keys):
     enabled = true                # default false
     mode = "polling"              # or "webhook"
     language = "id"               # for people who have not chosen; default [site].language
-    max_per_second = 30           # the bot's global pace; up to 1000 with paid broadcasts
+    max_per_second = 30           # the bot's global limit; up to 1000 with paid broadcasts.
+                                  # Each [[telegram.channel]] on the same token keeps one
+                                  # place a second of it; DMs take the rest
     token_env = ""                # a separate bot for subscribers; default [telegram].token_env
     webhook_path_env = "SIARAN_TELEGRAM_WEBHOOK_PATH"      # webhook mode: the variable holding
                                                            # the path, e.g. "/telegram/9f2c…"
@@ -39,8 +41,11 @@ DeliveryError (https://core.telegram.org/bots/api#making-requests):
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import math
 import re
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -89,9 +94,11 @@ KINDS = frozenset(
     }
 )
 # A fan-out send waits this long for a slot before handing the delivery back to the
-# dispatcher with retry_after (its lease on the target is 30 s).
-DELIVERY_PATIENCE = timedelta(seconds=10)
+# dispatcher with retry_after (which renews its lease on the target meanwhile). The
+# dispatcher keeps at most 256 sends in flight: under 10 s of queue at 30 a second.
+DELIVERY_PATIENCE = timedelta(seconds=30)
 REFUSED_RETRY = timedelta(seconds=10)
+CHANNEL_GAP = timedelta(seconds=3)  # telegram.SEND_GAP: the least time between a channel's sends
 TOKEN_RETRY = timedelta(minutes=5)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -128,6 +135,16 @@ class Settings:
     token_env: str
     api_base_url: str
     language: str
+    # Channels posting with the same token take from the same global budget (telegram.py
+    # keeps each at most one send a SEND_GAP): the DMs leave them their share.
+    shared_channels: int = 0
+
+    @property
+    def pace(self) -> int:
+        """DMs in any second: max_per_second less a place for each channel on the same bot
+        (a channel sends at most once a CHANNEL_GAP, so at most once in any second)."""
+        whole = math.floor(self.bot.max_per_second)
+        return max(whole - self.shared_channels, (whole + 1) // 2, 1)
 
 
 def parse_config(raw: object, config: Config) -> Settings | None:
@@ -168,7 +185,13 @@ def parse_config(raw: object, config: Config) -> Settings | None:
     if not bot.enabled:
         return None
     language = bot.language or config.site.language
-    return Settings(bot, str(token_env), str(api_base_url), language)
+    channels = raw.get("channel", [])
+    shared = (
+        len(channels)
+        if isinstance(channels, list) and token_env == raw.get("token_env", "SIARAN_TELEGRAM_TOKEN")
+        else 0
+    )
+    return Settings(bot, str(token_env), str(api_base_url), language, shared)
 
 
 def render_dm(event: Event, language: str, view: View) -> str:
@@ -223,7 +246,7 @@ class SubscriberBot:
         self.settings, self.deps, self.engine = settings, deps, engine
         self.language = settings.language
         self._token = token
-        self.pacer = Pacer(deps.clock, per_second=settings.bot.max_per_second)
+        self.pacer = Pacer(deps.clock, per_second=settings.pace, per_window=settings.pace)
         self.application = (
             Application.builder()
             .token(token)
@@ -401,6 +424,13 @@ def _secret(deps: Deps, name: str, key: str, what: str) -> str:
         ) from None
 
 
+def _skip_sniffio_lookups() -> None:
+    """httpcore tries `import sniffio` on every request; absent, each try walks sys.path
+    (a tenth of the dispatcher's CPU at 1000 DMs/s). None in sys.modules fails it at once."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]  # the documented import block
+
+
 def _quiet_http_logs() -> None:
     # A Bot API URL contains the token: httpx logs every request URL at INFO, and PTB logs
     # its base URL at DEBUG when a Bot is made. Neither may reach a log, even with -v.
@@ -453,6 +483,7 @@ async def open_fanouts(
             )
         webhook = Webhook(deps.config.site.public_url.rstrip("/") + path, path, secret)
     _quiet_http_logs()
+    _skip_sniffio_lookups()
     bot = SubscriberBot(settings, token, deps, deps.engine, webhook=webhook, documents=documents)
     async with bot.running():
         yield [bot]
