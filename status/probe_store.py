@@ -20,6 +20,7 @@ DAILY_EVERY = timedelta(minutes=1)
 # spares one UPDATE per check per flush.
 LAST_EVERY = timedelta(seconds=5)
 PRUNE_EVERY = timedelta(hours=1)
+DAILY_CHUNK = 500  # (check, day) figures per flush_daily transaction
 
 
 class ProbeStore:
@@ -36,34 +37,42 @@ class ProbeStore:
     async def ensure_rows(
         self, checks: Mapping[str, tuple[str, ComponentStatus]], now: datetime
     ) -> None:
+        """A check_state row per check: new ones inserted, moved ones updated, gone ones deleted."""
         async with db.write(self.engine) as conn:
             have = {
-                r[0]: r
+                r.check_id: (r.component_id, r.severity)
                 for r in await conn.execute(
                     select(
                         check_state.c.check_id, check_state.c.component_id, check_state.c.severity
                     )
                 )
             }
-            for check_id, (component_id, severity) in checks.items():
-                row = have.get(check_id)
-                if row is None:
-                    await conn.execute(
-                        insert(check_state).values(
-                            check_id=check_id,
-                            component_id=component_id,
-                            severity=severity,
-                            failing=False,
-                            transitions=[],
-                            updated_at=now,
-                        )
-                    )
-                elif (row.component_id, row.severity) != (component_id, severity):
-                    await conn.execute(
-                        update(check_state)
-                        .where(check_state.c.check_id == check_id)
-                        .values(component_id=component_id, severity=severity)
-                    )
+            new = [
+                {
+                    "check_id": check_id,
+                    "component_id": component_id,
+                    "severity": severity,
+                    "failing": False,
+                    "transitions": [],
+                    "updated_at": now,
+                }
+                for check_id, (component_id, severity) in checks.items()
+                if check_id not in have
+            ]
+            moved = [
+                {"cid": check_id, "component_id": component_id, "severity": severity}
+                for check_id, (component_id, severity) in checks.items()
+                if check_id in have and have[check_id] != (component_id, severity)
+            ]
+            if new:
+                await conn.execute(insert(check_state), new)
+            if moved:
+                await conn.execute(
+                    update(check_state)
+                    .where(check_state.c.check_id == bindparam("cid"))
+                    .values(component_id=bindparam("component_id"), severity=bindparam("severity")),
+                    moved,
+                )
             gone = set(have) - set(checks)
             if gone:
                 await conn.execute(delete(check_state).where(check_state.c.check_id.in_(gone)))
@@ -146,53 +155,79 @@ class ProbeStore:
         )
 
     async def flush_daily(self, now: datetime, *, force: bool = False) -> None:
-        """Add the days accumulated since the last flush into check_daily."""
+        """Add the days accumulated since the last flush into check_daily, DAILY_CHUNK at a time.
+
+        Each chunk is one short transaction (one SELECT, one executemany upsert): the SQLite
+        write lock is shared with the API, so it is never held for the whole flush. A chunk
+        that fails goes back into the buffer with the ones after it; written chunks stay written.
+        """
         if not force and self._daily_at is not None and now - self._daily_at < DAILY_EVERY:
             return
         self._daily_at = now
         pending, self._days = self._days, {}
-        if not pending:
-            return
+        deltas = list(pending.values())
+        for start in range(0, len(deltas), DAILY_CHUNK):
+            chunk = deltas[start : start + DAILY_CHUNK]
+            try:
+                await self._add_days(chunk, now)
+            except Exception:
+                self._keep(deltas[start:])
+                raise
+
+    async def _add_days(self, deltas: list[history.Day], now: datetime) -> None:
         async with db.write(self.engine) as conn:
-            for (check_id, day), delta in pending.items():
-                row = (
-                    await conn.execute(
-                        select(check_daily).where(
-                            check_daily.c.check_id == check_id, check_daily.c.day == day.isoformat()
-                        )
+            wanted = {(d.check_id, d.day.isoformat()) for d in deltas}
+            stored = {
+                (r.check_id, r.day): r
+                for r in await conn.execute(
+                    select(check_daily)
+                    .where(
+                        check_daily.c.check_id.in_({c for c, _ in wanted}),
+                        check_daily.c.day.in_({d for _, d in wanted}),
                     )
-                ).first()
+                    .with_for_update()  # PostgreSQL: no other writer between read and write
+                )
+                if (r.check_id, r.day) in wanted
+            }
+            rows = []
+            for delta in deltas:
+                day = delta.day.isoformat()
+                row = stored.get((delta.check_id, day))
                 merged = delta
                 if row is not None:
-                    buckets = {int(k): v for k, v in row.latency_buckets.items()}
-                    for k, v in delta.buckets.items():
-                        buckets[k] = buckets.get(k, 0) + v
-                    merged = history.Day(
-                        check_id,
-                        day,
-                        row.total + delta.total,
-                        row.failures + delta.failures,
-                        buckets,
+                    before = history.Day(
+                        delta.check_id,
+                        delta.day,
+                        row.total,
+                        row.failures,
+                        {int(k): v for k, v in row.latency_buckets.items()},
                     )
-                await conn.execute(
-                    db.upsert_statement(
-                        conn,
-                        check_daily,
-                        [
-                            {
-                                "check_id": check_id,
-                                "day": day.isoformat(),
-                                "total": merged.total,
-                                "failures": merged.failures,
-                                "latency_buckets": {str(k): v for k, v in merged.buckets.items()},
-                                "p50_ms": merged.percentile_ms(0.5),
-                                "p95_ms": merged.percentile_ms(0.95),
-                                "updated_at": now,
-                            }
-                        ],
-                        ["check_id", "day"],
-                    )
+                    merged = _add(before, delta)
+                rows.append(
+                    {
+                        "check_id": delta.check_id,
+                        "day": day,
+                        "total": merged.total,
+                        "failures": merged.failures,
+                        "latency_buckets": {str(k): v for k, v in merged.buckets.items()},
+                        "p50_ms": merged.percentile_ms(0.5),
+                        "p95_ms": merged.percentile_ms(0.95),
+                        "updated_at": now,
+                    }
                 )
+            # One statement with bind parameters, run as executemany: a VALUES list of 500 rows
+            # takes SQLAlchemy a second or more to compile.
+            upsert = db.upsert_statement(
+                conn, check_daily, [{c: bindparam(c) for c in rows[0]}], ["check_id", "day"]
+            )
+            await conn.execute(upsert, rows)
+
+    def _keep(self, deltas: list[history.Day]) -> None:
+        """Unwritten deltas back into the buffer, added to whatever arrived since."""
+        for delta in deltas:
+            key = (delta.check_id, delta.day)
+            since = self._days.get(key)
+            self._days[key] = delta if since is None else _add(delta, since)
 
     async def prune(self, now: datetime) -> int:
         """Delete raw results older than the retention period (aggregates stay)."""
@@ -206,6 +241,14 @@ class ProbeStore:
                 )
             )
             return int(result.rowcount or 0)
+
+
+def _add(a: history.Day, b: history.Day) -> history.Day:
+    """Two partial figures of the same check and day, as one."""
+    buckets = dict(a.buckets)
+    for k, v in b.buckets.items():
+        buckets[k] = buckets.get(k, 0) + v
+    return history.Day(a.check_id, a.day, a.total + b.total, a.failures + b.failures, buckets)
 
 
 def _ms(value: float | None) -> int | None:

@@ -14,14 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from status import db
+from status.checks import Observation
 from status.clock import ManualClock
 from status.commands import NewUpdate
 from status.config import Config, load_config_text
 from status.model import PROBER, Actor
+from status.probe_store import ProbeStore
 from status.prober import Prober
-from status.schema import check_state, events, incidents
+from status.schema import check_daily, check_results, check_state, events, incidents
 from status.services import Services, build_services
-from status.vocabulary import IncidentStatus
+from status.vocabulary import ComponentStatus, IncidentStatus
+from status.web.asgi import checks_client
 from tests.fakes.upstream import Upstream, serve
 
 pytestmark = pytest.mark.anyio
@@ -89,8 +92,9 @@ def config_for(url: str, branches: int = 0, stall: str = "20m") -> Config:
 
 
 @pytest.fixture
-async def checks_http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def checks_http(config: Config) -> AsyncIterator[httpx.AsyncClient]:
+    """The client `siaran serve` gives the prober (over status/checks/transport.py)."""
+    async with checks_client(config) as client:
         yield client
 
 
@@ -363,3 +367,102 @@ async def test_after_staff_take_an_automatic_incident_over_the_prober_writes_no_
     await step(prober, clock, timedelta(seconds=30), 20)  # recovered, ten quiet minutes
     assert await incident_rows(engine) == [(incident_id, "identified")]  # staff decide
     assert component(await summary(services), "emeterai-purchase") == "operational"
+
+
+# --- the prober's own tables ------------------------------------------------------------------
+
+
+def seen(check_id: str, at: datetime, ok: bool, ms: float | None = 12.0) -> Observation:
+    return Observation(check_id, at, ok, "ok" if ok else "timeout", "", 200 if ok else None, ms)
+
+
+async def daily_rows(engine: AsyncEngine) -> dict[tuple[str, str], tuple[int, int, int | None]]:
+    async with db.read(engine) as conn:
+        rows = await conn.execute(select(check_daily))
+        return {(r.check_id, r.day): (r.total, r.failures, r.p50_ms) for r in rows}
+
+
+async def rename(engine: AsyncEngine, table: str, to: str) -> None:
+    """Take a table away (and back): the next write to it fails, as a real outage would."""
+    async with db.write(engine) as conn:
+        await conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {to}")
+
+
+async def test_daily_figures_add_up_over_flushes_for_thousands_of_checks(
+    engine: AsyncEngine, config: Config
+) -> None:
+    store = ProbeStore(engine, config)
+    ids = [f"check-{n:04d}" for n in range(1_234)]  # more than two flush_daily chunks
+    morning = monday(10)
+    for cid in ids:
+        store.add(seen(cid, morning, True))
+    await store.write_results(morning)
+    await store.flush_daily(morning, force=True)
+    for cid in ids:
+        store.add(seen(cid, morning + timedelta(seconds=30), cid.endswith("7"), ms=None))
+    store.add(seen(ids[0], monday(23, 59) + timedelta(minutes=2), True))  # 00.01 WIB, Tuesday
+    await store.write_results(morning)
+    await store.flush_daily(morning + timedelta(minutes=1), force=True)
+
+    rows = await daily_rows(engine)
+    assert len(rows) == len(ids) + 1
+    assert rows[("check-0007", "2026-11-23")] == (2, 0, 12)
+    assert rows[("check-1233", "2026-11-23")] == (2, 1, 12)
+    assert rows[("check-0000", "2026-11-24")] == (1, 0, 12)
+    assert sum(total for total, _, _ in rows.values()) == 2 * len(ids) + 1
+
+
+async def test_a_failed_daily_write_keeps_its_figures_for_the_next_flush(
+    engine: AsyncEngine, config: Config
+) -> None:
+    store = ProbeStore(engine, config)
+    morning = monday(10)
+    store.add(seen("purchase-api", morning, True))
+    await store.write_results(morning)
+    await store.flush_daily(morning, force=True)
+
+    store.add(seen("purchase-api", morning + timedelta(seconds=30), False))
+    await store.write_results(morning)
+    await rename(engine, "check_daily", "check_daily_away")
+    with pytest.raises(Exception, match="check_daily"):
+        await store.flush_daily(morning + timedelta(minutes=1), force=True)
+    await rename(engine, "check_daily_away", "check_daily")
+    store.add(seen("purchase-api", morning + timedelta(seconds=60), True))
+    await store.write_results(morning)
+    await store.flush_daily(morning + timedelta(minutes=2), force=True)
+
+    assert await daily_rows(engine) == {("purchase-api", "2026-11-23"): (3, 1, 12)}
+
+
+async def test_a_failed_results_write_loses_no_result(engine: AsyncEngine, config: Config) -> None:
+    store = ProbeStore(engine, config)
+    morning = monday(10)
+    store.add(seen("purchase-api", morning, False))
+    await rename(engine, "check_results", "check_results_away")
+    with pytest.raises(Exception, match="check_results"):
+        await store.write_results(morning)
+    await rename(engine, "check_results_away", "check_results")
+    store.add(seen("purchase-api", morning + timedelta(seconds=30), True))
+    await store.write_results(morning)
+    await store.flush_daily(morning, force=True)
+
+    async with db.read(engine) as conn:
+        results = list(await conn.execute(select(check_results.c.at, check_results.c.ok)))
+    assert sorted(results) == [(morning, False), (morning + timedelta(seconds=30), True)]
+    assert await daily_rows(engine) == {("purchase-api", "2026-11-23"): (2, 1, 12)}
+
+
+async def test_check_rows_follow_the_config(engine: AsyncEngine, config: Config) -> None:
+    store = ProbeStore(engine, config)
+    now = monday(10)
+    critical, degraded = ComponentStatus.MAJOR_OUTAGE, ComponentStatus.DEGRADED_PERFORMANCE
+    await store.ensure_rows({"a": ("svc-1", critical), "b": ("svc-1", critical)}, now)
+    await store.ensure_rows({"a": ("svc-2", degraded), "c": ("svc-1", critical)}, now)
+    async with db.read(engine) as conn:
+        rows = await conn.execute(
+            select(check_state.c.check_id, check_state.c.component_id, check_state.c.severity)
+        )
+        assert sorted(tuple(r) for r in rows) == [
+            ("a", "svc-2", "degraded_performance"),
+            ("c", "svc-1", "major_outage"),
+        ]

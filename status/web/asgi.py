@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import broadcasters
 from status import __version__, db
+from status.checks.transport import AiohttpTransport, ProbeClient
 from status.clock import SystemClock
 from status.config import Config, database_url, load_config
 from status.services import build_services
@@ -34,10 +35,10 @@ log = logging.getLogger("siaran")
 
 def checks_client(config: Config) -> httpx.AsyncClient:
     """The prober's client: many hosts at once, no redirects (a redirect is an answer)."""
-    limit = config.prober.concurrency
-    return httpx.AsyncClient(
+    # aiohttp underneath: httpcore's pool collapses at thousands of hosts (checks/transport.py).
+    return ProbeClient(
+        transport=AiohttpTransport(limit=config.prober.concurrency),
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
         headers={"user-agent": f"siaran-prober/{__version__}"},
     )
 

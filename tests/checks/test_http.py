@@ -27,8 +27,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from status.checks import CHECK_TYPES, Check, HttpCheck, Observation, ObservationKind
+from status.checks.transport import AiohttpTransport
 from status.clock import ManualClock
-from status.config import CheckConfig
+from status.config import CheckConfig, Config
+from status.web.asgi import checks_client
 from tests.conftest import MONDAY_MORNING, free_port
 
 pytestmark = pytest.mark.anyio
@@ -187,15 +189,10 @@ async def answer_healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     await writer.drain()
 
 
-@pytest.fixture(scope="module")
-def public_trust() -> ssl.SSLContext:
-    """httpx's default trust store (certifi), loaded once: loading it costs ~0.2s per client."""
-    return httpx.create_ssl_context()
-
-
 @pytest.fixture
-async def http(public_trust: ssl.SSLContext) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=public_trust) as client:
+async def http(config: Config) -> AsyncIterator[httpx.AsyncClient]:
+    """The client `siaran serve` gives the prober (over status/checks/transport.py)."""
+    async with checks_client(config) as client:
         yield client
 
 
@@ -447,7 +444,7 @@ async def test_trusted_certificate_passes(self_signed, clock):
     trusting = ssl.create_default_context(cafile=str(cert))
     async with (
         raw_server(answer_healthy, tls=server_context(cert, key)) as port,
-        httpx.AsyncClient(verify=trusting) as client,
+        httpx.AsyncClient(transport=AiohttpTransport(verify=trusting)) as client,
     ):
         observation = await make_check(f"https://127.0.0.1:{port}/", client, clock, *UP).run()
     assert observation.kind == "ok"

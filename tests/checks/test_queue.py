@@ -30,8 +30,10 @@ from status.checks.queue import (
     queue_dict,
 )
 from status.clock import ManualClock
+from status.config import Config
 from status.demo.simulator import create_simulator
 from status.hours import open_state, parse_hours
+from status.web.asgi import checks_client
 from tests.conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
@@ -396,8 +398,9 @@ async def queue_url(anyio_backend: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
+async def http(anyio_backend: str, config: Config) -> AsyncIterator[httpx.AsyncClient]:
+    """The client `siaran serve` gives the prober (over status/checks/transport.py)."""
+    async with checks_client(config) as client:
         yield client
 
 
