@@ -81,6 +81,44 @@ async def _serve(
                 loop.remove_signal_handler(signum)
 
 
+# A rush is thousands of phones at once, most holding an idle keep-alive connection. granian
+# serves at most `backpressure` connections (default backlog // workers = 128) and leaves the
+# rest in the kernel's accept queue and then in SYN retries: of 2,000 connections only 257 got
+# through (bench/public.py). 4096 is the kernel's default somaxconn.
+BACKLOG = 4096
+MAX_CONNECTIONS = 10_000
+
+
+def _connection_limit() -> int:
+    """Raise the open-files limit as far as allowed; how many connections fit under it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            soft = ceiling
+        except (ValueError, OSError):  # a container may forbid it: serve what fits
+            log.warning("could not raise the open-files limit above %d", soft)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    # Room for the database, logs and outbound clients beside the connections.
+    return max(128, min(MAX_CONNECTIONS, soft - 256))
+
+
+def _granian_logging() -> dict[str, Any]:
+    """Merged over granian's default (granian.log.LOGGING_CONFIG) key by key, and then edited by
+    granian (a fresh dict each time): no handlers of its own, and its `_granian` logger
+    propagates to the root logger that _configure_logging set up."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {},
+        "loggers": {"_granian": {"handlers": [], "propagate": True}},
+    }
+
+
 def _http_server(app: ASGIApp, host: str, port: int) -> Any:
     """granian's embedded HTTP/1.1 server on this event loop, running the app's lifespan.
 
@@ -97,7 +135,12 @@ def _http_server(app: ASGIApp, host: str, port: int) -> Any:
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
         websockets=False,
+        backlog=BACKLOG,
+        backpressure=_connection_limit(),
         log_access=False,
+        # granian's own lines ("Starting granian", "Stopping…") go to stdout by default; hand
+        # them to our logging (stderr), so stdout stays for results a script captures.
+        log_dictconfig=_granian_logging(),
     )
 
 
@@ -252,6 +295,97 @@ def cmd_token(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_link_code(args: argparse.Namespace) -> int:
+    """A one-time code that links a Telegram account to a token (the bot's staff commands)."""
+    from status import link_codes
+    from status.durations import parse_duration
+    from status.errors import DomainError
+    from status.model import Actor
+
+    config = _token_config(args)
+    clock = SystemClock()
+    try:
+        ttl = link_codes.check_ttl(parse_duration(args.ttl))
+    except (ValueError, DomainError) as exc:
+        print(f"siaran token link-code: --ttl: {exc} (from 1m to 24h)", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+            live = [t for t in await tokens.list_tokens(engine) if t.revoked_at is None]
+            found = [t for t in live if (t.id == args.id if args.id else t.name == args.name)]
+            if len(found) != 1:
+                what = f'id "{args.id}"' if args.id else f'name "{args.name}"'
+                why = "no active token has" if not found else f"{len(found)} tokens share"
+                print(f"siaran token link-code: {why} the {what}", file=sys.stderr)
+                return 1
+            async with db.write(engine) as conn:
+                issued = await link_codes.issue(
+                    conn, found[0].id, Actor("cli", ("admin",)), clock.now(), ttl
+                )
+            print(
+                f'link code for token {issued.token_id} "{issued.token_name}", single use, '
+                f"valid until {issued.expires_at:%Y-%m-%d %H:%M}Z; the staff member sends "
+                "/tautkan <code> to the bot. It is shown once, below on stdout",
+                file=sys.stderr,
+            )
+            print(issued.code)
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the public site to a directory once, or (--watch) after every change until stopped."""
+    from status import export
+    from status.services import build_services
+
+    config = _load(args.config)
+    directory = Path(args.directory)
+    clock = SystemClock()
+
+    async def run() -> None:
+        engine = db.make_engine(database_url(config, os.environ))
+        try:
+            await db.migrate(engine)
+            snapshot = build_services(config, engine, clock).snapshot
+            await snapshot.refresh(force=True)
+            done = await asyncio.to_thread(export.export, snapshot.files, directory)
+            log.info(
+                "exported %d paths to %s: %d files written, %d unchanged, %d removed",
+                len(snapshot.files),
+                directory,
+                done.written,
+                done.unchanged,
+                done.removed,
+            )
+            if not args.watch:
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            log.info("watching for changes; SIGINT or SIGTERM stops")
+            async with asyncio.TaskGroup() as tasks:
+                follower = tasks.create_task(export.follow(snapshot, directory, clock))
+                await stop.wait()
+                follower.cancel()
+        finally:
+            await engine.dispose()
+
+    try:
+        export.check_directory(directory)  # before any database work: fail fast and clearly
+        asyncio.run(run())
+    except export.ExportError as exc:
+        print(f"siaran export: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
     """What was sent where and what failed; `--retry` puts failed ones back in line."""
     config = _token_config(args)
@@ -329,6 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("check-config", help="validate the config and exit"))
     p.set_defaults(func=cmd_check_config)
 
+    p = with_config(
+        sub.add_parser("export", help="write the public site as static files to a directory")
+    )
+    p.add_argument("directory", metavar="DIR", help="created if missing; other files are kept")
+    p.add_argument("--watch", action="store_true", help="rewrite on every change until stopped")
+    p.set_defaults(func=cmd_export)
+
     p = with_config(sub.add_parser("deliveries", help="what was sent where, and what failed"))
     p.add_argument("--status", choices=delivery_log.STATUSES)
     p.add_argument("--target", help='e.g. "telegram:@statusemeterai"')
@@ -350,6 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(token_sub.add_parser("revoke", help="revoke a token by id or name"))
     p.add_argument("token")
     p.set_defaults(func=cmd_token)
+    p = with_config(
+        token_sub.add_parser(
+            "link-code",
+            help="a one-time code linking a Telegram account to a token; prints it alone",
+        )
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="the token's name (unique among active tokens)")
+    which.add_argument("--id", help="the token's id")
+    p.add_argument("--ttl", default="15m", help="how long the code works (default 15m, up to 24h)")
+    p.set_defaults(func=cmd_link_code)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -255,3 +256,56 @@ async def test_deliveries_lists_what_failed_and_retry_puts_it_back(
     )
     assert "1 failed deliveries put back in line" in retried.stderr
     assert "\tpending\t" in siaran("deliveries", "--config", str(config_file)).stdout
+
+
+@pytest.mark.anyio
+async def test_serve_keeps_stdout_clean_and_logs_to_stderr(
+    config_file: Path, anyio_backend: str
+) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "status", "serve", "--config", str(config_file)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a server that outlives this coroutine step
+            [*argv, "--port", str(port)],
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+        try:
+            await wait_for_port(port)
+            async with httpx.AsyncClient() as client:
+                summary = await client.get(f"http://127.0.0.1:{port}/api/v2/summary.json")
+            assert summary.status_code == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+        out.seek(0)
+        err.seek(0)
+        assert out.read() == ""
+        logged = err.read()
+    assert proc.returncode == 0, logged
+    # The embedded server's own start and stop lines, in our log format, on stderr.
+    assert " INFO _granian: Starting granian" in logged
+    assert " INFO _granian: Shutting down granian" in logged
+
+
+@pytest.mark.anyio
+async def test_serve_answers_hundreds_of_phones_that_hold_their_connections_open(
+    config_file: Path, anyio_backend: str
+) -> None:
+    port = free_port()
+    phones = 400  # granian's default let 128 in and queued the rest until those closed
+    request = b"GET /api/v2/status.json HTTP/1.1\r\nHost: status.example.id\r\n\r\n"
+    async with running("serve", "--config", str(config_file), "--port", str(port), port=port):
+        streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            async with asyncio.timeout(30):
+                for _ in range(phones):
+                    streams.append(await asyncio.open_connection("127.0.0.1", port))
+                for _reader, writer in streams:
+                    writer.write(request)
+                lines = await asyncio.gather(*(reader.readline() for reader, _w in streams))
+        finally:
+            for _reader, writer in streams:
+                writer.close()
+    assert lines == [b"HTTP/1.1 200 OK\r\n"] * phones
