@@ -35,6 +35,24 @@ JSON = "application/json; charset=utf-8"
 PUBLIC_CACHE = "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400"
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One complete answer, built once: the headers in the form each server interface takes
+    (ASGI: bytes pairs; granian's RSGI: str pairs), so no request converts them."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    str_headers: list[tuple[str, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
+        object.__setattr__(self, "str_headers", pairs)
+
+
 @dataclass(frozen=True, slots=True)
 class Rendering:
     """One public response, prepared once per change."""
@@ -49,6 +67,23 @@ class Rendering:
     not_modified_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     plain_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     gzip_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The five answers a request for this path can get (status.web.public.answer picks one).
+    not_modified: Reply = field(init=False)
+    plain: Reply = field(init=False)
+    gzip: Reply = field(init=False)
+    plain_head: Reply = field(init=False)
+    gzip_head: Reply = field(init=False)
+
+    def __post_init__(self) -> None:
+        replies = {
+            "not_modified": Reply(304, self.not_modified_headers, b""),
+            "plain": Reply(200, self.plain_headers, self.body),
+            "gzip": Reply(200, self.gzip_headers, self.gzipped),
+            "plain_head": Reply(200, self.plain_headers, b""),
+            "gzip_head": Reply(200, self.gzip_headers, b""),
+        }
+        for name, reply in replies.items():
+            object.__setattr__(self, name, reply)
 
     @property
     def last_modified_http(self) -> str:

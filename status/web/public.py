@@ -8,6 +8,7 @@ rush-hour path); everything else passes through.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
@@ -21,26 +22,40 @@ from status import db
 from status.i18n import LANGUAGES
 from status.render.statuspage import iso
 from status.services import Services
-from status.snapshot import Rendering, Snapshot
+from status.snapshot import Rendering, Reply, Snapshot
 
-_CORS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
-    (b"access-control-allow-headers", b"If-None-Match, If-Modified-Since, Accept-Language"),
-    (b"access-control-expose-headers", b"ETag, Last-Modified"),
-    (b"access-control-max-age", b"86400"),
-]
+_CORS = Reply(
+    204,
+    [
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+        (b"access-control-allow-headers", b"If-None-Match, If-Modified-Since, Accept-Language"),
+        (b"access-control-expose-headers", b"ETag, Last-Modified"),
+        (b"access-control-max-age", b"86400"),
+    ],
+    b"",
+)
 
 
 # Snapshot paths are read-only; a POST there is a mistake worth naming, not a 404.
-_METHOD_NOT_ALLOWED = json.dumps(
+_METHOD_NOT_ALLOWED_BODY = json.dumps(
     {"error": {"code": "method_not_allowed", "message": "Method Not Allowed", "field": None}},
     separators=(",", ":"),
 ).encode()
-_METHOD_NOT_ALLOWED_HEADERS = (
-    (b"allow", b"GET, HEAD, OPTIONS"),
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_METHOD_NOT_ALLOWED)).encode()),
+_METHOD_NOT_ALLOWED = Reply(
+    405,
+    [
+        (b"allow", b"GET, HEAD, OPTIONS"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_METHOD_NOT_ALLOWED_BODY)).encode()),
+    ],
+    _METHOD_NOT_ALLOWED_BODY,
+)
+
+
+# The request headers a snapshot answer depends on.
+_NEGOTIATED = frozenset(
+    (b"accept-encoding", b"accept-language", b"if-none-match", b"if-modified-since")
 )
 
 
@@ -77,11 +92,11 @@ def _accepts_gzip(accept_encoding: str) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _query_lang(query: bytes) -> str | None:
-    for pair in query.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        if name == b"lang":
-            code = value.decode("latin-1").lower()
+def _query_lang(query: str) -> str | None:
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "lang":
+            code = value.lower()
             return code if code in LANGUAGES else None
     return None
 
@@ -105,6 +120,46 @@ def _not_modified_since(value: str, rendering: Rendering) -> bool:
     return since.tzinfo is not None and rendering.last_modified <= since
 
 
+def answer(
+    snapshot: Snapshot, method: str, path: str, query: str, header: Callable[[str], str | None]
+) -> Reply | None:
+    """The answer to a request for a snapshot path; None when the snapshot has no such path.
+
+    The one decision behind both server fronts (ASGI `PublicFiles`, RSGI status.web.rsgi):
+    GET/HEAD get the body, a 304 or the gzip body; OPTIONS the CORS preflight; others 405.
+    `header(name)` is a request header's value (lower-case name) or None; asked only for
+    the headers this request's answer depends on, since each ask costs on the rush path.
+    """
+    rendering = snapshot.get(path)
+    if rendering is None:
+        return None
+    lang = _query_lang(query) if query else None
+    if lang is None and rendering.content_type.startswith("text/html"):
+        # For HTML, the browser's Accept-Language picks the language when ?lang= is absent.
+        accept_language = header("accept-language")
+        lang = _preferred_language(accept_language) if accept_language else None
+    if lang is not None:
+        # A renderer publishes `path` in the site's language and `path?lang=<code>` for each
+        # language; other query parameters (cache-busters) are ignored.
+        rendering = snapshot.get(f"{path}?lang={lang}") or rendering
+    head = method == "HEAD"
+    if not head and method != "GET":
+        return _CORS if method == "OPTIONS" else _METHOD_NOT_ALLOWED
+    # RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
+    if_none_match = header("if-none-match")
+    if if_none_match is not None:
+        fresh = _matches(if_none_match, rendering.etag)
+    else:
+        if_modified_since = header("if-modified-since")
+        fresh = if_modified_since is not None and _not_modified_since(if_modified_since, rendering)
+    if fresh:
+        return rendering.not_modified
+    accept_encoding = header("accept-encoding")
+    if accept_encoding is not None and _accepts_gzip(accept_encoding):
+        return rendering.gzip_head if head else rendering.gzip
+    return rendering.plain_head if head else rendering.plain
+
+
 class PublicFiles:
     """Answers GET/HEAD/OPTIONS for snapshot paths from memory; passes everything else to `app`."""
 
@@ -113,69 +168,32 @@ class PublicFiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            rendering = self._lookup(scope)
-            if rendering is not None:
-                method = scope["method"]
-                if method in ("GET", "HEAD"):
-                    await self._serve(rendering, scope, send, head=method == "HEAD")
-                    return
-                if method == "OPTIONS":
-                    await _send(send, 204, list(_CORS), b"")
-                    return
-                await _send(send, 405, [*_METHOD_NOT_ALLOWED_HEADERS], _METHOD_NOT_ALLOWED)
+            reply = self._answer(scope)
+            if reply is not None:
+                start: Message = {
+                    "type": "http.response.start",
+                    "status": reply.status,
+                    "headers": reply.headers,
+                }
+                await send(start)
+                await send({"type": "http.response.body", "body": reply.body})
                 return
         await self.app(scope, receive, send)
 
-    def _lookup(self, scope: Scope) -> Rendering | None:
-        """The rendering for this path, in the language asked for.
-
-        A renderer publishes `path` in the site's language and `path?lang=<code>` for each
-        language. `?lang=` picks one (other query parameters, e.g. cache-busters, are
-        ignored); for HTML, the browser's Accept-Language picks one when ?lang= is absent.
-        """
-        path = scope["path"]
-        rendering = self.snapshot.get(path)
-        if rendering is None:
+    def _answer(self, scope: Scope) -> Reply | None:
+        if self.snapshot.get(scope["path"]) is None:  # most routed requests stop here
             return None
-        query = scope.get("query_string", b"")
-        lang = _query_lang(query) if query else None
-        if lang is None and rendering.content_type.startswith("text/html"):
-            for name, value in scope["headers"]:
-                if name == b"accept-language":
-                    lang = _preferred_language(value.decode("latin-1"))
-                    break
-        if lang is None:
-            return rendering
-        return self.snapshot.get(f"{path}?lang={lang}") or rendering
-
-    async def _serve(self, r: Rendering, scope: Scope, send: Send, *, head: bool) -> None:
-        inm = ims = None
-        gzip_ok = False
+        headers: dict[str, str] = {}
         for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                inm = value.decode("latin-1")
-            elif name == b"if-modified-since":
-                ims = value.decode("latin-1")
-            elif name == b"accept-encoding":
-                gzip_ok = _accepts_gzip(value.decode("latin-1"))
-        # RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
-        fresh = (
-            _matches(inm, r.etag)
-            if inm is not None
-            else (ims is not None and _not_modified_since(ims, r))
+            if name in _NEGOTIATED:
+                headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        return answer(
+            self.snapshot,
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers.get,
         )
-        if fresh:
-            await _send(send, 304, r.not_modified_headers, b"")
-        elif gzip_ok:
-            await _send(send, 200, r.gzip_headers, b"" if head else r.gzipped)
-        else:
-            await _send(send, 200, r.plain_headers, b"" if head else r.body)
-
-
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
-    await send(start)
-    await send({"type": "http.response.body", "body": body})
 
 
 async def healthz(request: Request) -> Response:

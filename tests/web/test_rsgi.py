@@ -1,0 +1,157 @@
+"""`siaran serve` answers over granian's RSGI interface exactly as the ASGI app does.
+
+A real embedded granian server (status/cli.py `_http_server`) serves `PublicRSGI` around
+the app; every request goes both to it over TCP and to the same app through
+httpx.ASGITransport, and the answers must match: snapshot reads from memory and everything
+bridged to Starlette (staff API, console, errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from status import tokens
+from status.cli import _http_server
+from status.services import Services
+from status.web.app import create_app
+from status.web.bodies import MAX_BODY_BYTES
+from status.web.rsgi import PublicRSGI, lifespan
+from tests.conftest import free_port, wait_for_port
+
+pytestmark = pytest.mark.anyio
+
+# Headers the servers set on their own (date, server, connection: close after an unread body).
+SERVER_OWN = {"date", "server", "connection"}
+INCIDENT = {
+    "name": "Antrean KCU Medan <b>&\"'",
+    "status": "investigating",
+    "impact": "major",
+    "body": "Nomor antrean tidak bergerak sejak 08.00 WIB.",
+    "components": {"kcu-medan": "partial_outage"},
+}
+
+
+@dataclass
+class Pair:
+    """The same app over RSGI (a real server) and over ASGI (in process)."""
+
+    rsgi: httpx.AsyncClient
+    asgi: httpx.AsyncClient
+    token: str
+    etags: dict[str, str] = field(default_factory=dict)
+
+    async def both(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, ...]:
+        return (
+            await self.rsgi.request(method, url, **kwargs),
+            await self.asgi.request(method, url, **kwargs),
+        )
+
+
+@pytest.fixture
+async def pair(services: Services) -> AsyncIterator[Pair]:
+    app = create_app(services, background=False)
+    _info, token = await tokens.create_token(
+        services.engine, "ops admin", ("admin",), services.clock.now()
+    )
+    port = free_port()
+    async with lifespan(app) as state:
+        server = _http_server(PublicRSGI(app, state), "127.0.0.1", port)
+        serving = asyncio.create_task(server.serve())
+        try:
+            await wait_for_port(port)
+            async with (
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as rsgi,
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
+                    base_url=f"http://127.0.0.1:{port}",
+                ) as asgi,
+            ):
+                yield Pair(rsgi, asgi, token)
+        finally:
+            server.stop()
+            await serving
+
+
+def _comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in SERVER_OWN}
+    # The raw bytes on the wire: a gzip body must be byte-identical, not just decode the same.
+    return response.status_code, headers, response.read()
+
+
+SUMMARY = "/api/v2/summary.json"
+GZIP = {"accept-encoding": "gzip"}
+IDENTITY = {"accept-encoding": "identity"}
+
+
+def _requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    yield "GET", SUMMARY, {"headers": IDENTITY}
+    yield "GET", SUMMARY, {"headers": GZIP}
+    yield "GET", SUMMARY, {"headers": {"if-none-match": '"not-it"', **IDENTITY}}
+    yield "GET", SUMMARY, {"headers": {"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"}}
+    yield "GET", SUMMARY, {"headers": {"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}}
+    yield "HEAD", SUMMARY, {"headers": GZIP}
+    yield "OPTIONS", SUMMARY, {"headers": {"origin": "https://example.org"}}
+    yield "POST", SUMMARY, {"json": {}}
+    yield "DELETE", "/history.atom", {}
+    yield "GET", "/", {"headers": IDENTITY}
+    yield "GET", "/", {"headers": {"accept-language": "en-US,en;q=0.9", **GZIP}}
+    yield "GET", "/?lang=en", {"headers": IDENTITY}
+    yield "GET", "/?lang=id&v=3", {"headers": {"accept-language": "en"}}
+    yield "GET", "/history.atom", {"headers": GZIP}
+    yield "GET", "/api/v1/branches", {}
+    yield "GET", "/no/such/page", {}
+    yield "GET", "/api/v1/incidents/999999", {}
+    yield "GET", "/staff", {"follow_redirects": False}
+    yield "GET", "/staff/login", {}
+    yield "GET", "/openapi.json", {"headers": GZIP}
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), list(_requests()))
+async def test_rsgi_answers_as_the_asgi_app_does(
+    pair: Pair, method: str, url: str, kwargs: dict[str, Any]
+) -> None:
+    over_rsgi, over_asgi = await pair.both(method, url, **kwargs)
+    assert _comparable(over_rsgi) == _comparable(over_asgi)
+
+
+async def test_revalidation_with_the_served_etag_is_a_304(pair: Pair) -> None:
+    first = await pair.rsgi.get(SUMMARY, headers=GZIP)
+    again = {"if-none-match": f'W/{first.headers["etag"]}, "other"', **GZIP}
+    over_rsgi, over_asgi = await pair.both("GET", SUMMARY, headers=again)
+    assert over_rsgi.status_code == 304
+    assert over_rsgi.content == b""
+    assert _comparable(over_rsgi) == _comparable(over_asgi)
+
+
+async def test_staff_report_through_the_bridge_is_published(pair: Pair) -> None:
+    auth = {"authorization": f"Bearer {pair.token}"}
+    created = await pair.rsgi.post("/api/v1/incidents", json=INCIDENT, headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == INCIDENT["name"]
+    summary = (await pair.rsgi.get(SUMMARY)).json()
+    assert [i["id"] for i in summary["incidents"]] == [created.json()["id"]]
+    # The same request without a token is refused the same way by both.
+    over_rsgi, over_asgi = await pair.both("POST", "/api/v1/incidents", json=INCIDENT)
+    assert over_rsgi.status_code == 401
+    assert _comparable(over_rsgi) == _comparable(over_asgi)
+
+
+async def test_too_large_body_is_a_413_declared_or_streamed(pair: Pair) -> None:
+    auth = {"authorization": f"Bearer {pair.token}", "content-type": "application/json"}
+    big = b'{"name": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read until over the cap
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    declared = await pair.both("POST", "/api/v1/incidents", content=big, headers=auth)
+    streamed = await pair.rsgi.post("/api/v1/incidents", content=chunks(), headers=auth)
+    assert declared[0].status_code == streamed.status_code == 413
+    assert _comparable(declared[0]) == _comparable(declared[1])
+    assert streamed.json()["error"]["code"] == "too_large"
