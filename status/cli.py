@@ -128,9 +128,9 @@ def _granian_logging() -> dict[str, Any]:
 def _http_server(app: Any, host: str, port: int) -> Any:
     """granian's embedded HTTP/1.1 server on this event loop, serving an RSGI app.
 
-    Chosen over uvicorn by measurement (bench/summary.py): on one core it serves the rush
-    path at 0.55-0.63 of nginx's requests/s where uvicorn reached 0.17-0.24. granian's
-    native RSGI interface instead of ASGI: fewer per-request objects (bench/public.py).
+    Chosen over uvicorn by measurement (bench/summary.py, bench/public.py): on one core it
+    serves the rush path at 0.48-0.50 of nginx's requests/s where uvicorn reached about 0.2;
+    its native RSGI interface instead of ASGI took it from 54-59k to 75-76k requests/s.
     """
     from granian.constants import HTTPModes, Interfaces, TaskImpl
     from granian.server.embed import Server
