@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -97,6 +97,9 @@ class Deps:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     allow_private_targets: bool = False
     engine: AsyncEngine | None = None  # for kinds that keep their own rows (bot subscribers)
+    # What kinds opened with these Deps share in this process, by a key of their own: e.g. one
+    # Telegram Pacer per bot token, taken by channels and the subscriber bot alike.
+    shared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def regions(self) -> dict[str, str]:

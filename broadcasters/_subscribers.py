@@ -39,15 +39,23 @@ def follow_keys(event: Event, config: Config) -> set[str] | None:
     """Every follow that `event` is news for; None means everyone (a notice naming nothing)."""
     if event.incident_id is not None and not event.component_ids:
         return None
+    return keys_for(event.component_ids, config)
+
+
+def keys_for(component_ids: Collection[str], config: Config) -> set[str]:
+    """The follows that news about `component_ids` reaches: each id and its region (or upstream)."""
     regions = {b.id: b.region for b in config.branches}
-    keys = set(event.component_ids)
-    for component in event.component_ids:
+    keys = set(component_ids)
+    for component in component_ids:
         keys.add(f"region:{regions[component]}" if component in regions else UPSTREAM)
     return keys
 
 
-async def recipients(conn: AsyncConnection, keys: Collection[str] | None) -> list[tuple[int, str]]:
-    """(chat id, language) of every reachable subscriber following one of `keys` (None: any)."""
+async def recipients(
+    conn: AsyncConnection, keys: Collection[str] | None, *, unless: Collection[str] = ()
+) -> list[tuple[int, str]]:
+    """(chat id, language) of every reachable subscriber following one of `keys` (None: any)
+    and none of `unless` (who heard of it already)."""
     query = (
         select(bot_subscribers.c.chat_id, bot_subscribers.c.language)
         .join(bot_subscriptions, bot_subscriptions.c.chat_id == bot_subscribers.c.chat_id)
@@ -55,6 +63,11 @@ async def recipients(conn: AsyncConnection, keys: Collection[str] | None) -> lis
     )
     if keys is not None:
         query = query.where(bot_subscriptions.c.follow.in_(sorted(keys)))
+    if unless:
+        heard = select(bot_subscriptions.c.chat_id).where(
+            bot_subscriptions.c.follow.in_(sorted(unless))
+        )
+        query = query.where(bot_subscribers.c.chat_id.not_in(heard))
     rows = await conn.execute(query.distinct().order_by(bot_subscribers.c.chat_id))
     return [(int(r.chat_id), str(r.language)) for r in rows]
 

@@ -14,11 +14,18 @@ it re-raises RetryAfter without holding back the bot's other sends. Here:
   chat's gap (one send per chat at a time, in order), then takes the bot's next global slot,
   1/rate apart. Spacing alone is not enough: Telegram counts a send when it arrives, and
   network jitter bunches evenly spaced sends up, so a send also holds a place in a sliding
-  window of `per_window` places from its slot until a second after its answer came back.
+  window of `per_window` places from its slot until a second after its answer came back
+  (a new send is admitted when fewer than `per_window` will still count at its slot).
+  Ordinary sends take their slots at most HORIZON ahead.
   A 429 pauses every send until its `retry_after` has passed; a send that had a slot during
   the pause takes a new one after it, so the pause never ends in a burst.
+- Sends are admitted first-come first-served within two classes: an `urgent` send (a
+  channel post or its edit) is admitted before every waiting ordinary send (DMs), so a
+  post never queues behind a fan-out, and no place of the budget is kept idle for it.
 - `PacedRequests` plugs the Pacer into PTB (ExtBot's rate_limiter), so every paced call
   of the bot, a reply to a user as much as a fan-out DM, shares one budget.
+- `shared_pacer` hands everyone sending with one token (channels in telegram.py, the
+  subscriber bot in telegram_bot.py) the same Pacer, so the bot's whole limit is one budget.
 
     BacklogError(Exception) ... the wait for a slot would exceed the caller's patience;
                                 `wait` says how long it would have been
@@ -27,10 +34,12 @@ it re-raises RetryAfter without holding back the bot's other sends. Here:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import math
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +55,8 @@ ChatKey = int | str
 PRIVATE_GAP = timedelta(seconds=1)
 WINDOW = timedelta(seconds=1)
 GROUP_GAP = timedelta(seconds=3)  # 20 a minute in a group or channel
+FREE_PER_SECOND = 30.0  # without paid broadcasts
+HORIZON = timedelta(milliseconds=100)  # how far ahead an ordinary send may take its slot
 # Calls that put a message in a chat, which is what Telegram's limits count. getUpdates is
 # never passed to a rate limiter by PTB; answerCallbackQuery, getMe, setMyCommands … are free.
 PACED = frozenset(
@@ -96,6 +107,43 @@ def retry_after(exc: RetryAfter) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
 
+class _Turns:
+    """A lock whose urgent waiters go before the ordinary ones; each class first come, first served."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool) -> AsyncIterator[None]:
+        if self._held:
+            queue = self._waiting[0 if urgent else 1]
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            queue.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_on()  # handed the turn just as we were cancelled: pass it on
+                elif waiter in queue:
+                    queue.remove(waiter)
+                raise
+        self._held = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the turn goes to it: _held stays True
+                    return
+        self._held = False
+
+
 class Pacer:
     """Admits sends one slot at a time; see the module docstring. Not thread-safe (one loop)."""
 
@@ -125,7 +173,7 @@ class Pacer:
         self._counting: list[datetime] = []  # heap: when each finished send stops counting
         self._open = 0  # sends holding a slot whose answer has not come back
         self._landed = asyncio.Event()
-        self._admit = asyncio.Lock()
+        self._admit = _Turns()
 
     @property
     def free_at(self) -> datetime:
@@ -151,20 +199,23 @@ class Pacer:
         self._next_slot = self._paused_until
         self._pauses += 1
 
-    async def acquire(self, chat: ChatKey | None, *, patience: timedelta | None = None) -> None:
+    async def acquire(
+        self, chat: ChatKey | None, *, patience: timedelta | None = None, urgent: bool = False
+    ) -> None:
         """Wait for this chat's and the bot's next slot and take them; the send counts as done.
 
         Raises BacklogError, taking nothing, when the wait would exceed `patience` (None:
         wait as long as it takes). Cancelling a waiting acquire takes nothing either.
+        `urgent` sends are admitted before every waiting ordinary one.
         """
-        self.landed(at=await self._acquire(chat, patience))
+        self.landed(at=await self._acquire(chat, patience, urgent))
 
     @asynccontextmanager
     async def slot(
-        self, chat: ChatKey | None, *, patience: timedelta | None = None
+        self, chat: ChatKey | None, *, patience: timedelta | None = None, urgent: bool = False
     ) -> AsyncIterator[None]:
         """Hold a slot for one call: it counts in the window until WINDOW after it returns."""
-        await self._acquire(chat, patience)
+        await self._acquire(chat, patience, urgent)
         try:
             yield
         finally:
@@ -176,31 +227,40 @@ class Pacer:
         heapq.heappush(self._counting, (at or self.clock.now()) + WINDOW)
         self._landed.set()
 
-    async def _acquire(self, chat: ChatKey | None, patience: timedelta | None) -> datetime:
+    async def _acquire(
+        self, chat: ChatKey | None, patience: timedelta | None, urgent: bool
+    ) -> datetime:
         if chat is None:
-            return await self._take_global(patience)
+            return await self._take_global(patience, urgent)
         lock = self._enter(chat)
         try:
             async with lock:
                 # The lock keeps this chat's sends in order and one at a time, so the gap
                 # is measured from the slot the previous send really got.
                 await self._wait_for(self._chat_free.get(chat), patience)
-                sent_at = await self._take_global(patience)
+                sent_at = await self._take_global(patience, urgent)
                 self._chat_free[chat] = sent_at + self.gap(chat)
                 return sent_at
         finally:
             self._leave(chat)
 
-    async def _take_global(self, patience: timedelta | None) -> datetime:
+    async def _take_global(self, patience: timedelta | None, urgent: bool) -> datetime:
         asked = self.clock.now()
         while True:
-            async with self._admit:  # first come, first served; one waiter for the window
+            async with self._admit.turn(urgent=urgent):  # one waiter for the window at a time
                 now = self.clock.now()
                 if patience is not None and now - asked > patience:
                     raise BacklogError(now - asked)
-                await self._wait_for(self._paused_until, patience)
-                await self._wait_for_window(patience)
-                now = self.clock.now()
+                while True:
+                    await self._wait_for(self._paused_until, patience)
+                    await self._wait_for_window(patience)
+                    now = self.clock.now()
+                    # Ordinary sends take slots at most HORIZON ahead, so an urgent one that
+                    # comes later is never queued behind a second of them.
+                    ahead = (self._next_slot or now) - HORIZON
+                    if urgent or ahead <= now:
+                        break
+                    await self._wait_for(ahead, patience)
                 slot = max(now, self._next_slot or now)
                 if patience is not None and slot - now > patience:
                     raise BacklogError(slot - now)
@@ -222,8 +282,11 @@ class Pacer:
         self._landed.set()
 
     def _counted(self) -> int:
+        """Sends that will still count at the next slot (slots only move later, so a send
+        that stops counting by then is forgotten now)."""
         now = self.clock.now()
-        while self._counting and self._counting[0] <= now:
+        at = max(now, self._next_slot or now)
+        while self._counting and self._counting[0] <= at:
             heapq.heappop(self._counting)
         return self._open + len(self._counting)
 
@@ -273,6 +336,30 @@ class Pacer:
             ]
             for c in idle:
                 del self._chat_free[c]
+
+
+def bot_rate(raw: Mapping[str, Any], token_env: str) -> float:
+    """Messages a second for the bot whose token is in `token_env`, from a [telegram] table:
+    [telegram.bot] max_per_second when that bot is enabled and uses this token, else 30."""
+    bot = raw.get("bot")
+    if not isinstance(bot, Mapping) or bot.get("enabled") is not True:
+        return FREE_PER_SECOND
+    bot_env = bot.get("token_env") or raw.get("token_env", "SIARAN_TELEGRAM_TOKEN")
+    rate = bot.get("max_per_second", FREE_PER_SECOND)
+    ok = isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0
+    return float(rate) if bot_env == token_env and ok else FREE_PER_SECOND
+
+
+def shared_pacer(
+    shared: MutableMapping[str, Any], clock: Clock, token: str, per_second: float
+) -> Pacer:
+    """The one Pacer for everything sent with `token` in this process (see Deps.shared)."""
+    key = "telegram-pacer:" + hashlib.sha256(token.encode()).hexdigest()[:16]  # never the token
+    pacer = shared.get(key)
+    if not isinstance(pacer, Pacer):
+        whole = max(1, math.floor(per_second))
+        pacer = shared[key] = Pacer(clock, per_second=per_second, per_window=whole)
+    return pacer
 
 
 @dataclass(frozen=True, slots=True)

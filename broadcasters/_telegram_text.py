@@ -25,7 +25,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +54,9 @@ EMOJI = {
 OTHER_EMOJI = "📢"
 # Events whose post starts a thread in the channel: it is pinned, later ones reply to it.
 FIRST_KINDS = frozenset({"incident.created", "maintenance.scheduled"})
+# A branch folded into a running incident (status/automatic.py): news for whoever follows that
+# branch but nothing the incident touched before; for them it starts the incident's thread.
+AFFECTED = "incident.affected"
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -202,6 +205,25 @@ def _window(incident: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     return (start, end) if start is not None and end is not None else None
 
 
+def newly_affected(event: Event) -> tuple[str, ...]:
+    """The components an incident.affected event brings into the incident (now not operational);
+    () for any other event, and for a branch that recovered inside the incident."""
+    if event.kind != AFFECTED:
+        return ()
+    changes = event.payload.get("component_changes") or []
+    return tuple(
+        str(c["id"])
+        for c in changes
+        if isinstance(c, Mapping) and c.get("id") and c.get("new_status") != "operational"
+    )
+
+
+def touched_before(event: Event) -> tuple[str, ...]:
+    """What an incident.affected event's incident touched before the newly affected joined it."""
+    new = set(newly_affected(event))
+    return tuple(c for c in event.component_ids if c not in new)
+
+
 def posts(event: Event) -> tuple[Post, Post | None]:
     """(this event's post, the thread's first post as it should read now or None for a first event).
 
@@ -229,6 +251,15 @@ def posts(event: Event) -> tuple[Post, Post | None]:
     )
     if event.kind in FIRST_KINDS:
         return post, None
+    if event.kind == AFFECTED:
+        # A first post for its readers: what the incident says now, and who just joined it.
+        new = set(newly_affected(event))
+        joined = tuple(
+            (str(c.get("name", "")), str(c.get("new_status", "")))
+            for c in changes
+            if c.get("id") in new
+        )
+        return replace(post, status=current or post.status, components=joined), None
     started = (
         _parse_time(oldest.get("created_at"))
         or _parse_time(incident.get("created_at"))
@@ -284,11 +315,11 @@ class Envelope:
 
 def render_body(event: Event, view: View) -> str:
     """The delivery body for one event in one channel: an Envelope as JSON."""
-    zone = zone_for(view, event.component_ids)
+    zone = zone_for(view, newly_affected(event) or event.component_ids)
     post, head = posts(event)
     return Envelope(
         post=render_post(post, view.language, zone),
         head=render_post(head, view.language, zone) if head is not None else None,
-        pin=event.kind in FIRST_KINDS,
+        pin=head is None,
         unpin=closes(event),
     ).dumps()

@@ -28,6 +28,11 @@ up to date by _telegram_board_keeper. Posts and board edits share the chat's bud
 no post is waiting or going out, at least SEND_GAP after any call, and while fewer than
 BOARD_SHARE calls went out in the last minute, so posts always have the rest.
 
+Every send and edit also takes a place in the bot's global budget (_telegram_limits.Pacer),
+the one the subscriber bot's DMs take from when it runs on the same token; channel calls are
+admitted before any waiting DM, so a post never queues behind a fan-out, and a 429 pauses
+the whole bot until its retry_after.
+
 Steps 1 and 2 are idempotent and come before the send, so when one of them fails the whole
 delivery is retried without posting twice. After the send nothing raises: a retry would post
 again. Sends and edits to one chat are at least SEND_GAP apart, at most PER_MINUTE a minute.
@@ -56,7 +61,7 @@ import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -74,12 +79,20 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from broadcasters._base import Broadcaster, DeliveryError, Deps, Message, Receipt
 from broadcasters._telegram_board_keeper import BoardKeeper
-from broadcasters._telegram_text import Envelope, View, render_body
+from broadcasters._telegram_http import AiohttpRequest
+from broadcasters._telegram_limits import Pacer, bot_rate, shared_pacer
+from broadcasters._telegram_text import (
+    AFFECTED,
+    Envelope,
+    View,
+    newly_affected,
+    render_body,
+    touched_before,
+)
 from status.config import Config, ConfigError, parse_table
 from status.model import Event
 
@@ -87,8 +100,9 @@ TABLE = "telegram"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Incidents and maintenances only: folded branches (incident.affected), component and queue
-# readings are the live board's news, not posts.
+# Incidents and maintenances only: component and queue readings are the live board's news,
+# not posts. A branch folded into an incident (incident.affected) is posted only in a channel
+# that follows it and none of what the incident touched before: there it starts the thread.
 KINDS = frozenset(
     {
         "incident.created",
@@ -260,15 +274,29 @@ class Channel:
     """One [[telegram.channel]]: posts, replies and edits in one chat, paced and classified."""
 
     def __init__(
-        self, config: ChannelConfig, bot: Bot, deps: Deps, view: View, *, token: str = ""
+        self,
+        config: ChannelConfig,
+        bot: Bot,
+        deps: Deps,
+        view: View,
+        *,
+        token: str = "",
+        pacer: Pacer | None = None,
     ) -> None:
         self.config, self.bot, self.deps, self.view = config, bot, deps, view
+        # The bot's global budget, shared with every chat this token sends to.
+        self.pacer = pacer or Pacer(deps.clock)
         # Where posts go now; a group that became a supergroup moves this (ChatMigrated).
         self.chat_id: int | str = config.chat if config.chat.startswith("@") else int(config.chat)
         self._token = token
         self._last_send: datetime | None = None  # the last send or edit, the board's too
         self._last_post: datetime | None = None  # the last send or edit for a post
-        self._recent: deque[datetime] = deque()  # sends and edits in the last minute
+        # When each send or edit of the last minute came back. Telegram counts a call when it
+        # arrives, somewhere between our start and its answer, so a call counts from its start
+        # (in _flying) until WINDOW after its answer: a wait in the bot's queue or a slow
+        # network can never squeeze PER_MINUTE + 1 arrivals into one minute.
+        self._recent: deque[datetime] = deque()
+        self._flying = 0
         self._hold_until: datetime | None = None
         self._delivering = 0  # posts waiting for a slot or going out: the board gives way
 
@@ -281,7 +309,15 @@ class Channel:
         return self.config.live_board
 
     def wants(self, event: Event) -> bool:
-        return event.kind in KINDS and event.touches(self.config.components, self.deps.regions)
+        follows, regions = self.config.components, self.deps.regions
+        if event.kind == AFFECTED:
+            new = newly_affected(event)
+            before = replace(event, component_ids=touched_before(event))
+            return bool(new) and (
+                replace(event, component_ids=new).touches(follows, regions)
+                and not before.touches(follows, regions)
+            )
+        return event.kind in KINDS and event.touches(follows, regions)
 
     def render(self, event: Event) -> Message:
         return Message(self.target, render_body(event, self.view))
@@ -341,7 +377,8 @@ class Channel:
                         message_id=message_id,
                         parse_mode=ParseMode.HTML,
                         link_preview_options=NO_PREVIEW,
-                    )
+                    ),
+                    paced=True,
                 )
                 return message_id, False
             except BadRequest as exc:
@@ -377,7 +414,8 @@ class Channel:
                     link_preview_options=NO_PREVIEW,
                     reply_parameters=reply,
                     disable_notification=silent,
-                )
+                ),
+                paced=True,
             )
         except TelegramError as exc:
             raise self._error(exc) from None
@@ -393,7 +431,8 @@ class Channel:
                     message_id=message_id,
                     parse_mode=ParseMode.HTML,
                     link_preview_options=NO_PREVIEW,
-                )
+                ),
+                paced=True,
             )
         except BadRequest as exc:
             if "message is not modified" in str(exc).lower():
@@ -451,19 +490,43 @@ class Channel:
         self._count(now)
 
     def _free_at(self, now: datetime, limit: int) -> datetime:
-        """When fewer than `limit` calls will have gone out in the minute before."""
+        """When fewer than `limit` calls will count: those under way and those answered in
+        the minute before."""
         while self._recent and self._recent[0] <= now - WINDOW:
             self._recent.popleft()
-        if len(self._recent) < limit:
+        over = len(self._recent) + self._flying - limit
+        if over < 0:
             return now
-        return self._recent[len(self._recent) - limit] + WINDOW
+        if over < len(self._recent):
+            return self._recent[over] + WINDOW
+        return now + SEND_GAP  # only calls under way: look again once one may have come back
 
     def _count(self, now: datetime) -> None:
+        """A send or edit starts; _landed() says when it came back."""
         self._last_send = now
-        self._recent.append(now)
+        self._flying += 1
 
-    async def _on_chat(self, call: Callable[[int | str], Awaitable[T]]) -> T:
-        """One Bot API call on this chat, following a group's move to a supergroup once."""
+    def _landed(self) -> None:
+        self._flying -= 1
+        self._recent.append(self.deps.clock.now())
+
+    async def _on_chat(
+        self, call: Callable[[int | str], Awaitable[T]], *, paced: bool = False
+    ) -> T:
+        """One Bot API call on this chat, following a group's move to a supergroup once.
+
+        A `paced` call (one Telegram counts: a send or an edit) takes an urgent slot of the
+        bot's budget; a 429 on it pauses every send of the bot until Telegram's wait is over.
+        """
+        if paced:  # its start was counted (_count): it is counted as landed whatever happens
+            try:
+                async with self.pacer.slot(None, urgent=True):
+                    return await self._on_chat(call)
+            except RetryAfter as exc:
+                self.pacer.pause(retry_after(exc))
+                raise
+            finally:
+                self._landed()
         try:
             return await call(self.chat_id)
         except ChatMigrated as exc:
@@ -556,7 +619,7 @@ async def open_targets(
         if logging.getLogger(name).getEffectiveLevel() < level:
             logging.getLogger(name).setLevel(level)
     # Explicit timeouts; the pool is shared by every channel's deliveries, which run at once.
-    request = HTTPXRequest(
+    request = AiohttpRequest(
         connection_pool_size=8,
         connect_timeout=5.0,
         read_timeout=10.0,
@@ -584,8 +647,11 @@ async def open_targets(
     except BaseException:
         await bot.shutdown()
         raise
+    # One budget with the subscriber bot when it sends with this token (telegram_bot.py).
+    pacer = shared_pacer(deps.shared, deps.clock, token, bot_rate(doc[TABLE], env))
     channels = [
-        Channel(c, bot, deps, view_for(c, deps.config), token=token) for c in config.channels
+        Channel(c, bot, deps, view_for(c, deps.config), token=token, pacer=pacer)
+        for c in config.channels
     ]
     keepers: list[BoardKeeper] = []
     tasks: list[asyncio.Task[None]] = []

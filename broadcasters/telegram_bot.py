@@ -12,8 +12,10 @@ and the two connection keys):
     mode = "polling"              # or "webhook"
     language = "id"               # for people who have not chosen; default [site].language
     max_per_second = 30           # the bot's global limit; up to 1000 with paid broadcasts.
-                                  # Each [[telegram.channel]] on the same token keeps one
-                                  # place a second of it; DMs take the rest
+                                  # [[telegram.channel]] posts on the same token take from
+                                  # the same budget, before any waiting DM
+    username = "siaran_bot"       # optional: the bot's @username without the @; the status
+                                  # page then links to https://t.me/siaran_bot
     token_env = ""                # a separate bot for subscribers; default [telegram].token_env
     webhook_path_env = "SIARAN_TELEGRAM_WEBHOOK_PATH"      # webhook mode: the variable holding
                                                            # the path, e.g. "/telegram/9f2c…"
@@ -25,8 +27,11 @@ Running (open_fanouts): one PTB Application without an Updater; _telegram_update
 _telegram_chat answers. Polling suits one instance; use webhook mode for several.
 
 Fan-out (the FanOut protocol): each subscriber is the target "telegram-dm:<chat id>". Every
-Bot API call of this bot (replies too) is paced by _telegram_limits. PTB errors become
-DeliveryError (https://core.telegram.org/bots/api#making-requests):
+Bot API call of this bot (replies too) is paced by _telegram_limits, in one budget with the
+channels posting with the same token, and goes out over aiohttp (_telegram_http), with
+enough connections for max_per_second. A branch folded into an open incident
+(incident.affected) is a first DM for those following it and nothing the incident touched
+before. PTB errors become DeliveryError (https://core.telegram.org/bots/api#making-requests):
 
     TelegramError
     ├── RetryAfter ....... the whole bot pauses; retry_after = Telegram's wait
@@ -41,11 +46,9 @@ DeliveryError (https://core.telegram.org/bots/api#making-requests):
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import re
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -68,13 +71,27 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import Application, ExtBot
-from telegram.request import HTTPXRequest
 
 from broadcasters import _subscribers as store
 from broadcasters._base import Broadcaster, DeliveryError, Deps, FanOut, Message, Receipt
 from broadcasters._telegram_chat import Conversation, Documents
-from broadcasters._telegram_limits import BacklogError, Pace, PacedRequests, Pacer, retry_after
-from broadcasters._telegram_text import View, posts, render_post, zone_for
+from broadcasters._telegram_http import AiohttpRequest
+from broadcasters._telegram_limits import (
+    BacklogError,
+    Pace,
+    PacedRequests,
+    retry_after,
+    shared_pacer,
+)
+from broadcasters._telegram_text import (
+    AFFECTED,
+    View,
+    newly_affected,
+    posts,
+    render_post,
+    touched_before,
+    zone_for,
+)
 from broadcasters._telegram_updates import Updates, Webhook
 from status.config import Config, ConfigError, parse_table
 from status.i18n import LANGUAGES, t
@@ -84,8 +101,10 @@ TABLE = "telegram"
 PREFIX = store.PREFIX
 log = logging.getLogger(__name__)
 
+# incident.affected: see recipients().
 KINDS = frozenset(
     {
+        "incident.affected",
         "incident.created",
         "incident.updated",
         "incident.resolved",
@@ -98,12 +117,14 @@ KINDS = frozenset(
 # dispatcher keeps at most 256 sends in flight: under 10 s of queue at 30 a second.
 DELIVERY_PATIENCE = timedelta(seconds=30)
 REFUSED_RETRY = timedelta(seconds=10)
-CHANNEL_GAP = timedelta(seconds=3)  # telegram.SEND_GAP: the least time between a channel's sends
 TOKEN_RETRY = timedelta(minutes=5)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # https://core.telegram.org/bots/api#setwebhook
 WEBHOOK_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,200}")
+USERNAME = re.compile(
+    r"@?[A-Za-z][A-Za-z0-9_]{3,31}"
+)  # https://core.telegram.org/bots/features#botfather
 # Lower-cased fragments of Telegram's descriptions (PTB drops "Bad Request: " and capitalises).
 NO_CHAT = ("chat not found", "user not found", "peer_id_invalid")
 # Command names in the menu Telegram shows (a-z only); the Indonesian name keys the description.
@@ -123,6 +144,7 @@ class BotConfig:
     language: str = ""
     max_per_second: float = 30.0
     token_env: str = ""
+    username: str = ""
     webhook_path_env: str = "SIARAN_TELEGRAM_WEBHOOK_PATH"
     secret_token_env: str = "SIARAN_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105 - a variable's name
 
@@ -135,16 +157,6 @@ class Settings:
     token_env: str
     api_base_url: str
     language: str
-    # Channels posting with the same token take from the same global budget (telegram.py
-    # keeps each at most one send a SEND_GAP): the DMs leave them their share.
-    shared_channels: int = 0
-
-    @property
-    def pace(self) -> int:
-        """DMs in any second: max_per_second less a place for each channel on the same bot
-        (a channel sends at most once a CHANNEL_GAP, so at most once in any second)."""
-        whole = math.floor(self.bot.max_per_second)
-        return max(whole - self.shared_channels, (whole + 1) // 2, 1)
 
 
 def parse_config(raw: object, config: Config) -> Settings | None:
@@ -159,6 +171,11 @@ def parse_config(raw: object, config: Config) -> Settings | None:
         raise ConfigError(f"{path}.mode", f'expected "polling" or "webhook", got "{bot.mode}"')
     if bot.language not in ("", *LANGUAGES):
         raise ConfigError(f"{path}.language", f'expected "id" or "en", got "{bot.language}"')
+    if bot.username and not USERNAME.fullmatch(bot.username):
+        raise ConfigError(
+            f"{path}.username",
+            f'expected the bot\'s @username from @BotFather, like "siaran_bot", got "{bot.username}"',
+        )
     if not 0 < bot.max_per_second <= 1000:
         raise ConfigError(
             f"{path}.max_per_second",
@@ -185,18 +202,15 @@ def parse_config(raw: object, config: Config) -> Settings | None:
     if not bot.enabled:
         return None
     language = bot.language or config.site.language
-    channels = raw.get("channel", [])
-    shared = (
-        len(channels)
-        if isinstance(channels, list) and token_env == raw.get("token_env", "SIARAN_TELEGRAM_TOKEN")
-        else 0
-    )
-    return Settings(bot, str(token_env), str(api_base_url), language, shared)
+    return Settings(bot, str(token_env), str(api_base_url), language)
 
 
 def render_dm(event: Event, language: str, view: View) -> str:
     """A subscriber's DM: status line, name, the latest update, local time and link (≤ 4096)."""
     post, _ = posts(event)
+    new = newly_affected(event)
+    if new:  # the branch that brought the reader in is the one component worth naming
+        return render_post(post, language, zone_for(view, new))
     # Short: the name and the notice say what happened; the link has the full list.
     return render_post(replace(post, components=()), language, zone_for(view, event.component_ids))
 
@@ -246,12 +260,13 @@ class SubscriberBot:
         self.settings, self.deps, self.engine = settings, deps, engine
         self.language = settings.language
         self._token = token
-        self.pacer = Pacer(deps.clock, per_second=settings.pace, per_window=settings.pace)
+        # Shared with the channels posting with this token (telegram.py): one budget.
+        self.pacer = shared_pacer(deps.shared, deps.clock, token, settings.bot.max_per_second)
         self.application = (
             Application.builder()
             .token(token)
             .base_url(settings.api_base_url)
-            .request(_request(16))
+            .request(_request(connections(settings.bot.max_per_second)))
             .get_updates_request(_request(1))
             .rate_limiter(PacedRequests(self.pacer))
             .updater(None)
@@ -279,10 +294,26 @@ class SubscriberBot:
         return PREFIX
 
     def wants(self, event: Event) -> bool:
+        if event.kind == AFFECTED:
+            return bool(newly_affected(event))
         return event.kind in KINDS
 
     async def recipients(self, conn: AsyncConnection, event: Event) -> Sequence[tuple[str, str]]:
-        found = await store.recipients(conn, store.follow_keys(event, self.deps.config))
+        """Followers of what `event` touches. A branch folded into an incident (incident.affected)
+        reaches those following that branch or its region and nothing the incident touched
+        before: the others heard of the incident already."""
+        config = self.deps.config
+        if event.kind == AFFECTED:
+            before = touched_before(event)
+            if not before:
+                return []  # an incident naming nothing reached every follower already
+            found = await store.recipients(
+                conn,
+                store.keys_for(newly_affected(event), config),
+                unless=store.keys_for(before, config),
+            )
+        else:
+            found = await store.recipients(conn, store.follow_keys(event, config))
         return [
             (store.target_of(chat), lang if lang in LANGUAGES else self.language)
             for chat, lang in found
@@ -404,9 +435,15 @@ class SubscriberBot:
         return text.replace(self._token, "<token>") if self._token else text
 
 
-def _request(pool: int) -> HTTPXRequest:
+def connections(per_second: float) -> int:
+    """Connections for the bot's calls: a call holds one for its round trip (tens to a few
+    hundred milliseconds), so 1000 sends a second need a few hundred; 16 at the free rate."""
+    return max(16, min(256, math.ceil(per_second / 4)))
+
+
+def _request(pool: int) -> AiohttpRequest:
     # Explicit timeouts; getUpdates adds its long-poll timeout to read_timeout itself.
-    return HTTPXRequest(
+    return AiohttpRequest(
         connection_pool_size=pool,
         connect_timeout=5.0,
         read_timeout=10.0,
@@ -422,13 +459,6 @@ def _secret(deps: Deps, name: str, key: str, what: str) -> str:
         raise ConfigError(
             key, f"environment variable {name} is not set; put {what} there"
         ) from None
-
-
-def _skip_sniffio_lookups() -> None:
-    """httpcore tries `import sniffio` on every request; absent, each try walks sys.path
-    (a tenth of the dispatcher's CPU at 1000 DMs/s). None in sys.modules fails it at once."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]  # the documented import block
 
 
 def _quiet_http_logs() -> None:
@@ -483,7 +513,6 @@ async def open_fanouts(
             )
         webhook = Webhook(deps.config.site.public_url.rstrip("/") + path, path, secret)
     _quiet_http_logs()
-    _skip_sniffio_lookups()
     bot = SubscriberBot(settings, token, deps, deps.engine, webhook=webhook, documents=documents)
     async with bot.running():
         yield [bot]

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -453,6 +454,53 @@ def test_a_channel_follows_incidents_and_maintenance_of_its_components(
     config = ChannelConfig(CHANNEL, components=tuple(components))
     channel = Channel(config, None, deps(), view_for(config, CONFIG))  # type: ignore[arg-type]  # wants never touches the bot
     assert channel.wants(event) is wanted
+
+
+def folded(new_status: str = "major_outage") -> Event:
+    """KCU Medan folded into an open incident on the e-Meterai purchase service."""
+    event = happened(
+        "incident.affected",
+        "inc-upstream",
+        "Pembelian e-Meterai gagal",
+        [update("investigating", "Server pusat lambat.", utc(23, 3, 0))],
+        ids=["emeterai-purchase", "kcu-medan"],
+        at=utc(23, 3, 20),
+    )
+    change = {"id": "kcu-medan", "name": "KCU Medan", "old_status": "operational"}
+    changes = [change | {"new_status": new_status}]
+    return replace(event, payload={**event.payload, "component_changes": changes})
+
+
+@pytest.mark.parametrize(
+    ("components", "new_status", "wanted"),
+    [
+        (["kcu-medan"], "major_outage", True),
+        (["region:Sumatera Utara"], "major_outage", True),
+        (["kcu-medan", "emeterai-purchase"], "major_outage", False),  # has the thread already
+        (["emeterai-purchase"], "major_outage", False),
+        (["*"], "major_outage", False),
+        (["kcu-denpasar"], "major_outage", False),
+        (["kcu-medan"], "operational", False),  # recovered inside the incident: the board's news
+    ],
+)
+def test_a_branch_folded_into_an_incident_is_posted_where_it_is_news(
+    components: list[str], new_status: str, wanted: bool
+) -> None:
+    config = ChannelConfig(CHANNEL, components=tuple(components))
+    channel = Channel(config, None, deps(), view_for(config, CONFIG))  # type: ignore[arg-type]  # wants never touches the bot
+    assert channel.wants(folded(new_status)) is wanted
+
+
+def test_a_folded_branch_starts_a_pinned_thread_naming_it() -> None:
+    envelope = render(folded(), language="en")
+    assert envelope == {
+        "post": "🔴 Investigating · <b>Pembelian e-Meterai gagal</b>\n\nServer pusat lambat.\n\n"
+        "Affected:\n• KCU Medan: Major outage\n\n"
+        "10:20 WIB · https://status.example.id/incidents/inc-upstream",
+        "head": None,
+        "pin": True,
+        "unpin": False,
+    }
 
 
 # ── config ──────────────────────────────────────────────────────────────────────────────

@@ -24,9 +24,9 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from telegram.error import NetworkError, TimedOut
 
-from broadcasters import Deps, _subscribers as store
+from broadcasters import Deps, _subscribers as store, telegram
 from broadcasters._dispatch import Dispatcher
-from broadcasters._registry import kinds, module
+from broadcasters._registry import kinds, module, tables
 from broadcasters._telegram_text import View
 from broadcasters.telegram_bot import (
     SubscriberBot,
@@ -36,10 +36,12 @@ from broadcasters.telegram_bot import (
     render_dm,
 )
 from status import db
+from status.automatic import Automatic
 from status.clock import ManualClock
-from status.commands import NewIncident
+from status.commands import NewIncident, NewUpdate
 from status.config import Config, ConfigError, load_config_text
-from status.model import SYSTEM, Event
+from status.model import SYSTEM, Event, State, Verdict
+from status.render.page import render_page
 from status.schema import bot_subscribers, branch_queues, deliveries, targets
 from status.services import Services
 from status.vocabulary import ComponentStatus as CS, Impact, IncidentStatus
@@ -525,8 +527,6 @@ async def test_flood_control_pauses_the_bot_and_the_dm_follows_after_retry_after
 async def test_a_later_update_replies_to_the_first_dm_of_the_incident(
     services: Services, fake: FakeTelegram, bot: SubscriberBot
 ) -> None:
-    from status.commands import NewUpdate
-
     await follow(services, AYU, "kcu-medan")
     d = await dispatcher(services, bot)
     incident_id = await incident(services, "Loket tutup", "satu")
@@ -539,6 +539,76 @@ async def test_a_later_update_replies_to_the_first_dm_of_the_incident(
     first, second = from_bot(fake, AYU)
     assert second.reply_to == first.message_id
     assert second.text.startswith("✅ Selesai · Loket tutup\n\nSudah normal.")
+
+
+async def fold_in(services: Services, branch: str) -> None:
+    """The prober sees `branch` fail while an upstream incident is open: it is folded in."""
+    verdict = Verdict(f"queue-{branch}", branch, True, CS.MAJOR_OUTAGE, services.clock.now())
+    async with services.core.transaction() as tx:
+        await Automatic(services.core).apply(tx, [verdict])
+
+
+async def test_a_branch_folded_into_an_upstream_incident_is_news_for_its_followers_only(
+    services: Services, fake: FakeTelegram, bot: SubscriberBot
+) -> None:
+    await follow(services, AYU, "kcu-medan")
+    await follow(services, JOHN, "region:Sumatera Utara", "en")
+    await follow(services, SARI, "upstream")
+    await follow(services, SARI, "kcu-medan")  # heard of the incident as a services follower
+    await follow(services, MADE, "kcu-denpasar")
+    fake.add_channel("@medanstatus")
+    fake.add_channel("@emeterai")
+    doc = document(fake)
+    doc["telegram"]["channel"] = [
+        {"chat": "@medanstatus", "components": ["kcu-medan"]},
+        {"chat": "@emeterai", "components": ["emeterai-purchase"]},
+    ]
+    async with (
+        httpx.AsyncClient() as http,
+        telegram.open_targets(
+            doc,
+            Deps(services.clock, http, services.config, {TOKEN_ENV: fake.token}),
+            keep_boards=False,
+        ) as channels,
+    ):
+        d = Dispatcher(services.engine, services.clock, channels, fanouts=[bot], instance_id="d1")
+        await d.start()
+        incident_id = await incident(
+            services,
+            "Pembelian gagal",
+            "Server pusat lambat.",
+            {"emeterai-purchase": CS.MAJOR_OUTAGE},
+        )
+        await dispatch(services, d)
+        assert [len(from_bot(fake, who)) for who in (AYU, JOHN, SARI, MADE)] == [0, 0, 1, 0]
+        assert [len(fake.messages(c)) for c in ("@medanstatus", "@emeterai")] == [0, 1]
+
+        await fold_in(services, "kcu-medan")
+        await dispatch(services, d)
+        (ayus,) = from_bot(fake, AYU)
+        assert ayus.text == (
+            "🔴 Investigasi · Pembelian gagal\n\nServer pusat lambat.\n\n"
+            f"Terdampak:\n• KCU Medan: Gangguan total\n\n10.00 WIB · {SITE}/{incident_id}"
+        )
+        (johns,) = from_bot(fake, JOHN)
+        assert "• KCU Medan: Major outage" in johns.text
+        assert [len(from_bot(fake, who)) for who in (SARI, MADE)] == [1, 0]
+        # The branch's channel gets the incident as a new thread, pinned; the services' does not.
+        (post,) = fake.messages("@medanstatus")
+        assert post.text == ayus.text
+        assert fake.pinned("@medanstatus") == [post]
+        assert len(fake.messages("@emeterai")) == 1
+
+        async with services.core.transaction() as tx:
+            await services.core.add_update(
+                tx, incident_id, NewUpdate(IncidentStatus.RESOLVED, "Sudah normal."), SYSTEM
+            )
+        await dispatch(services, d)
+        # From then on they follow the incident in the thread they got.
+        first, resolved = from_bot(fake, AYU)
+        assert resolved.reply_to == first.message_id
+        assert fake.messages("@medanstatus")[-1].reply_to == post.message_id
+        assert [len(from_bot(fake, who)) for who in (JOHN, SARI, MADE)] == [2, 2, 0]
 
 
 @pytest.mark.parametrize(
@@ -678,6 +748,7 @@ def test_the_bot_speaks_the_sites_language_and_paces_at_30_unless_told() -> None
         ({"max_per_second": 5000}, "telegram.bot.max_per_second", "at most 1000"),
         ({"token_env": "123:ABC"}, "telegram.bot.token_env", "the name of an environment variable"),
         ({"enable": True}, "telegram.bot.enable", "unknown key"),
+        ({"username": "t.me/siaran_bot"}, "telegram.bot.username", 'like "siaran_bot"'),
     ],
 )
 def test_config_mistakes_name_the_key(bot: dict[str, Any], key: str, problem: str) -> None:
@@ -686,6 +757,19 @@ def test_config_mistakes_name_the_key(bot: dict[str, Any], key: str, problem: st
     assert caught.value.key_path == key
     assert problem in caught.value.problem
     assert "123:ABC" not in str(caught.value)
+
+
+def test_the_bots_username_is_accepted_and_the_status_page_links_to_the_bot() -> None:
+    text = TEST_CONFIG + '\n[telegram]\n[telegram.bot]\nenabled = true\nusername = "siaran_bot"\n'
+    config = load_config_text(text, "siaran.toml", extra_tables=tables())
+    settings = parse_config(config.document["telegram"], config)
+    assert settings is not None
+    assert settings.bot.username == "siaran_bot"
+    state = State((), (), (), 1, MONDAY_MORNING, MONDAY_MORNING)
+    for path in ("/", "/?lang=en"):
+        html = render_page(state, config, MONDAY_MORNING)[path][0].decode()
+        assert 'href="https://t.me/siaran_bot"' in html
+        assert "@siaran_bot" in html
 
 
 async def test_open_targets_has_no_targets_of_its_own(fake: FakeTelegram) -> None:
