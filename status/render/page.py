@@ -130,7 +130,9 @@ def _follow_links(document: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(chat, str) and chat.startswith("@"):
                 channels.append((chat, f"https://t.me/{chat[1:]}"))
         table = telegram.get("bot")
-        username = table.get("username") if isinstance(table, Mapping) else None
+        # A bot that is not running would not answer the people the page sends to it.
+        enabled = isinstance(table, Mapping) and table.get("enabled") is True
+        username = table.get("username") if enabled and isinstance(table, Mapping) else None
         if isinstance(username, str) and username.strip("@"):
             name = username.strip("@")
             bot = (f"@{name}", f"https://t.me/{name}")

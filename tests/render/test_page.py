@@ -573,3 +573,10 @@ def test_every_text_colour_meets_wcag_aa_contrast() -> None:
             assert contrast(colour, background) >= 4.5, (selector, colour, background)
     for background in banners:  # white bold text on the overall-status banner
         assert contrast("#ffffff", background) >= 4.5, background
+
+
+def test_a_bot_that_is_not_running_is_not_linked() -> None:
+    cfg = config(CHECKS + '\n[telegram.bot]\nenabled = false\nusername = "SiaranBot"\n')
+    links = {a["href"] for tag, a in read(page(state(cfg), cfg)).tags if tag == "a"}
+    assert "https://t.me/statusemeterai" in links
+    assert "https://t.me/SiaranBot" not in links
