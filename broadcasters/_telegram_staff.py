@@ -144,6 +144,11 @@ class StaffCommands:
             lang: View(lang, ZoneInfo(config.site.timezone), None, zones) for lang in LANGUAGES
         }
 
+    def use_core(self, core: Core) -> None:
+        """Write through the instance's own core: its listeners (snapshot, dispatcher) hear
+        each command at once instead of on their next poll."""
+        self.writes = StaffWrites(core)
+
     def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         private = filters.ChatType.PRIVATE
         commands: tuple[tuple[tuple[str, ...], Handler], ...] = (

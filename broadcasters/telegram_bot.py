@@ -94,6 +94,7 @@ from broadcasters._telegram_text import (
 )
 from broadcasters._telegram_updates import Updates, Webhook
 from status.config import Config, ConfigError, parse_table
+from status.core import Core
 from status.i18n import LANGUAGES, t
 from status.model import Event
 
@@ -363,9 +364,12 @@ class SubscriberBot:
         """The webhook endpoint for the web app (none in polling mode)."""
         return self.updates.routes
 
-    def attach(self, documents: Documents) -> None:
-        """Where /status and /antrean read from (the snapshot), once the web app has one."""
+    def attach(self, documents: Documents, core: Core | None = None) -> None:
+        """Where /status and /antrean read from (the snapshot), once the web app has one; and
+        the instance's core, so staff commands written here wake its dispatcher at once."""
         self.conversation.documents = documents
+        if core is not None:
+            self.conversation.staff.use_core(core)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

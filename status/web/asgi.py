@@ -70,7 +70,7 @@ async def wired_app(config: Config, environ: Mapping[str, str]) -> AsyncIterator
                 for fanout in fanouts:  # the bot answers /status and /antrean from the snapshot
                     attach = getattr(fanout, "attach", None)
                     if attach is not None:
-                        attach(services.snapshot)
+                        attach(services.snapshot, services.core)
                 async with services.core.transaction() as tx:
                     await services.core.sync_components(tx)
                 log.info("%d broadcast targets, %d fan-outs", len(targets), len(fanouts))
