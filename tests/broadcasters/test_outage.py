@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from broadcasters import Deps, _subscribers as store, telegram
@@ -34,6 +30,7 @@ from status.services import Services
 from status.vocabulary import ComponentStatus as CS, Impact, IncidentStatus
 from tests.conftest import free_port
 from tests.fakes.telegram import UNLIMITED, FakeTelegram
+from tests.fakes.upstream import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -46,34 +43,12 @@ NEWS = ["Loket tutup: jaringan pusat terganggu.", "Teknisi sedang memperbaiki.",
 @contextmanager
 def listening(fake: FakeTelegram, port: int) -> Iterator[None]:
     """Serve `fake` on 127.0.0.1:`port` for the block; outside it connections are refused."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(
-        fake.app(),
-        log_level="warning",
-        lifespan="off",
-        http="h11",
-        ws="none",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # uvicorn offers a flag, not an event, for "listening"
-        assert thread.is_alive(), "the fake did not start"
-        assert time.monotonic() < deadline, "the fake did not start within 20 s"
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        fake._closing.set()  # ends the bot's held long poll, so the server stops at once
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        fake._closing.clear()  # the same fake answers again on the next listener
+    with serve(fake.app(), port):
+        try:
+            yield
+        finally:
+            fake._closing.set()  # ends the bot's held long poll, so the server stops at once
+    fake._closing.clear()  # the same fake answers again on the next listener
 
 
 @asynccontextmanager

@@ -11,7 +11,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -32,6 +30,7 @@ from status.clock import ManualClock
 from status.config import CheckConfig, Config
 from status.web.asgi import checks_client
 from tests.conftest import MONDAY_MORNING, free_port
+from tests.fakes.upstream import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -92,30 +91,8 @@ UPSTREAM = Starlette(
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     """The Starlette upstream under uvicorn, on a pre-bound loopback socket in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        UPSTREAM,
-        log_level="warning",
-        lifespan="off",
-        http="h11",
-        ws="none",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # uvicorn offers a flag, not an event, for "listening"
-        assert thread.is_alive(), "uvicorn failed to start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20s"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(UPSTREAM) as url:
+        yield url
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

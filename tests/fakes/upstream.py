@@ -52,10 +52,15 @@ class Upstream:
 
 
 @contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Run `app` under uvicorn on a pre-bound loopback socket in a thread; yields its URL."""
+def serve(app: ASGIApp, port: int = 0) -> Iterator[str]:
+    """Run `app` under uvicorn on a pre-bound loopback socket in a thread; yields its URL.
+
+    `port` 0 takes a free one; a fixed port lets a test stop a server and start it again at
+    the same address (an outage, then recovery).
+    """
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
