@@ -12,7 +12,9 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -298,3 +300,14 @@ async def eventually(check: Any, within: float = 10.0) -> None:
         if loop.time() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+def stop(proc: subprocess.Popen[Any], within: float = 20.0) -> int:
+    """Stop a process we started as a supervisor would (SIGTERM), killing it only if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=within)
+    except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
+        proc.kill()
+        return proc.wait()

@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from status import db
-from tests.conftest import POSTGRES_URL, TEST_CONFIG, _postgres_available, free_port, wait_for_port
+from tests.conftest import (
+    POSTGRES_URL,
+    TEST_CONFIG,
+    _postgres_available,
+    free_port,
+    stop,
+    wait_for_port,
+)
 
 SUMMARY_KEYS = ["page", "components", "incidents", "scheduled_maintenances", "status"]
 
@@ -122,12 +129,7 @@ async def running(*args: str, port: int, env: dict[str, str] | None = None) -> A
             await wait_for_port(port)
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.seek(0)
             assert proc.returncode == 0, log.read()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from status.export import MANIFEST, export, file_for
 from status.services import Services
 from status.snapshot import make_rendering
-from tests.conftest import TEST_CONFIG, eventually
+from tests.conftest import TEST_CONFIG, eventually, stop
 from tests.test_cli import siaran
 
 HTML = "text/html; charset=utf-8"
@@ -202,13 +201,7 @@ def watching(directory: Path, config: Path, database: str) -> Iterator[Watch]:
         try:
             yield watch
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
-                proc.kill()
-                proc.wait()
+            stop(proc)
             out.seek(0)
             err.seek(0)
             watch.stdout, watch.stderr = out.read(), err.read()

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from status import db, tokens
 from status.schema import bot_subscribers, bot_subscriptions, deliveries
-from tests.conftest import TEST_CONFIG, eventually, free_port, wait_for_port
+from tests.conftest import TEST_CONFIG, eventually, free_port, stop, wait_for_port
 from tests.fakes.telegram import FakeTelegram, Limits, Rate, fake_telegram
 
 pytestmark = pytest.mark.anyio
@@ -102,13 +102,7 @@ def siaran_serve(
         print(log.read()[-5000:], file=sys.stderr)  # shown by pytest with the failure
         raise
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def dms(fake: FakeTelegram) -> int:

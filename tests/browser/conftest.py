@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -216,9 +216,4 @@ def live_server(live_config: str, live_database_url: str, tmp_path: Path) -> Ite
         _wait_ready(process, url, log_path)
         yield LiveServer(url, config_path, live_database_url, log_path, env)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, within=15)
