@@ -55,39 +55,19 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Rendering:
-    """One public response, prepared once per change."""
+    """One public response, prepared once per change, with the five answers a request for it
+    can get (status.web.public.answer picks one) built ahead rather than on the rush path."""
 
     body: bytes
     gzipped: bytes
     etag: str
     last_modified: datetime
     content_type: str
-    # Response headers, built once here rather than on every request (the rush-hour path):
-    # for a 304, for the plain body and for the gzip body.
-    not_modified_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    plain_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    gzip_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    # The five answers a request for this path can get (status.web.public.answer picks one).
-    not_modified: Reply = field(init=False)
-    plain: Reply = field(init=False)
-    gzip: Reply = field(init=False)
-    plain_head: Reply = field(init=False)
-    gzip_head: Reply = field(init=False)
-
-    def __post_init__(self) -> None:
-        replies = {
-            "not_modified": Reply(304, self.not_modified_headers, b""),
-            "plain": Reply(200, self.plain_headers, self.body),
-            "gzip": Reply(200, self.gzip_headers, self.gzipped),
-            "plain_head": Reply(200, self.plain_headers, b""),
-            "gzip_head": Reply(200, self.gzip_headers, b""),
-        }
-        for name, reply in replies.items():
-            object.__setattr__(self, name, reply)
-
-    @property
-    def last_modified_http(self) -> str:
-        return format_datetime(self.last_modified, usegmt=True)
+    not_modified: Reply
+    plain: Reply
+    gzip: Reply
+    plain_head: Reply
+    gzip_head: Reply
 
 
 # Every public answer carries these: cacheable by anyone, readable from any site.
@@ -110,25 +90,29 @@ def make_rendering(body: bytes, content_type: str, last_modified: datetime) -> R
         *COMMON_HEADERS,
     ]
     if content_type.startswith("text/html"):
-        # The page is negotiated on Accept-Language (status.web.public.PublicFiles._lookup).
+        # The page is negotiated on Accept-Language (status.web.public.answer).
         validators = [
             (name, b"Accept-Encoding, Accept-Language" if name == b"vary" else value)
             for name, value in validators
         ]
     typed = [*validators, (b"content-type", content_type.encode())]
+    plain = [*typed, (b"content-length", str(len(body)).encode())]
+    zipped = [
+        *typed,
+        (b"content-length", str(len(gzipped)).encode()),
+        (b"content-encoding", b"gzip"),
+    ]
     return Rendering(
         body,
         gzipped,
         etag,
         modified,
         content_type,
-        not_modified_headers=validators,
-        plain_headers=[*typed, (b"content-length", str(len(body)).encode())],
-        gzip_headers=[
-            *typed,
-            (b"content-length", str(len(gzipped)).encode()),
-            (b"content-encoding", b"gzip"),
-        ],
+        not_modified=Reply(304, validators, b""),
+        plain=Reply(200, plain, body),
+        gzip=Reply(200, zipped, gzipped),
+        plain_head=Reply(200, plain, b""),
+        gzip_head=Reply(200, zipped, b""),
     )
 
 
@@ -203,15 +187,23 @@ class Snapshot:
 
     def _install(self, state: State, now: datetime) -> None:
         files: dict[str, Rendering] = {}
+        # A renderer publishes `path` and its `path?lang=<site language>` twin with the same
+        # bytes: hash and gzip them once.
+        made: dict[tuple[bytes, str, datetime], Rendering] = {}
         for renderer in self._renderers:
             for path, (body, content_type) in renderer(state, self._config, now).items():
                 previous = self._files.get(path)
                 if previous is not None and previous.body == body:
                     files[path] = previous  # unchanged: keep its ETag and Last-Modified
-                else:
-                    files[path] = make_rendering(
-                        body, content_type, _modified_at(previous, state, now)
-                    )
+                    continue
+                key = (
+                    body,
+                    content_type,
+                    _modified_at(previous, state, now).replace(microsecond=0),
+                )
+                if key not in made:
+                    made[key] = make_rendering(*key)
+                files[path] = made[key]
         self._files = files
         self._state = state
         self._built_event = state.last_event_id
