@@ -48,7 +48,9 @@ async def permalink(request: Request) -> Response:
     headers = {"etag": etag, "cache-control": CACHE, "vary": "Accept-Encoding, Accept-Language"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return Response(b"" if request.method == "HEAD" else body, media_type=HTML, headers=headers)
+    if request.method == "HEAD":  # the headers a GET would get, Content-Length included
+        return Response(b"", media_type=HTML, headers={**headers, "content-length": str(len(body))})
+    return Response(body, media_type=HTML, headers=headers)
 
 
 routes = [Route("/incidents/{incident_id}", permalink, methods=["GET", "HEAD", "OPTIONS"])]

@@ -180,6 +180,10 @@ async def test_a_permalink_outlives_the_ninety_days_the_page_keeps(
     assert "Penjualan &lt;e-Meterai&gt; berhenti" in old.text
     assert "Penjualan kembali normal." in old.text
     assert "Sistem pusat tidak menjawab." in old.text
+    head = await applicant.head(f"/incidents/{incident_id}")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(old.content))
     english = await applicant.get(f"/incidents/{incident_id}?lang=en")
     assert '<html lang="en">' in english.text
     again = await applicant.get(
