@@ -44,8 +44,9 @@ from email.utils import formatdate
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any, cast
+from typing import Any, cast
+
+from summary import Processes, _raise_interrupt, tail
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -650,56 +651,6 @@ async def measure_reference(params: Mapping[str, Any]) -> None:
 # -- orchestration -----------------------------------------------------------------------------
 
 
-class Processes:
-    """Every process started here, each in a session of its own; stop_all() ends them by pid."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.running: dict[str, tuple[subprocess.Popen[bytes], IO[str]]] = {}
-
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Path:
-        log_path = self.log_dir / f"{name}.log"
-        log_file = log_path.open("a", encoding="utf-8")
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        self.running[name] = (proc, log_file)
-        return log_path
-
-    def pid(self, name: str) -> int:
-        return self.running[name][0].pid
-
-    def wait(self, name: str, timeout: float) -> int | None:
-        try:
-            return self.running[name][0].wait(max(timeout, 0.1))
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, name: str, timeout: float = 10) -> None:
-        proc, log_file = self.running.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log_file.close()
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -710,12 +661,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path
 
 def _says_ready(log: Path) -> bool:
     return "ready" in log.read_text(encoding="utf-8", errors="replace")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def proc_cpu_s(pid: int) -> float:

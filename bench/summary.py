@@ -167,6 +167,13 @@ class Processes:
     def exited(self, name: str) -> int | None:
         return self.running[name][0].poll()
 
+    def wait(self, name: str, timeout: float) -> int | None:
+        """Its exit status once it ends within `timeout`, else None (it keeps running)."""
+        try:
+            return self.running[name][0].wait(max(timeout, 0.1))
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, name: str, timeout: float = 10) -> None:
         proc, log_file = self.running.pop(name)
         pgid = proc.pid  # start_new_session: the child leads its own group
