@@ -206,7 +206,11 @@ async def test_a_killed_dispatcher_resumes_and_resends_at_most_what_was_in_fligh
         for chat, row in log_by_chat.items():
             # The delivery log names the message the subscriber has last.
             assert row.receipt == str(got[chat][-1].message_id)
-            assert row.attempts == (2 if chat in in_flight else 1)
+            expected = 2 if chat in in_flight else 1
+            # A send may also be retried within one run (a transient error or a slot wait
+            # past its patience on a loaded machine); that is at-least-once working, and
+            # allowed only where the person still got the message once.
+            assert row.attempts == expected or (row.attempts > expected and chat not in twice)
     sent_at = sorted(c.at for c in fake.calls("sendMessage") if c.status == 200)
     with capsys.disabled():
         print(
