@@ -6,9 +6,11 @@ that choice in `siaran serve` gives:
 
     .venv/bin/python bench/serve.py --config siaran.toml --server granian --loop asyncio
 
-`--server uvicorn --loop asyncio` is what `siaran serve` ran until it moved to granian's
-embedded server on uvloop: uvicorn under `asyncio.run`, so the stdlib loop (uvicorn picks
-uvloop only when it creates the loop itself in `uvicorn.run`).
+`--server uvicorn` is plain uvicorn serving the ASGI app (`PublicFiles` answers snapshot
+reads), without the protocol that `siaran serve` gives uvicorn (status/web/http_server.py);
+`--loop asyncio` runs it under `asyncio.run`, so the stdlib loop. `--server granian` is
+granian's embedded server with the ASGI app (siaran serve ran granian from 5f5976b until the
+protocol replaced it).
 
 `--bare FILE` serves no Siaran at all: a bare ASGI callable answers every request with the
 bytes and headers in FILE (JSON written by bench/summary.py), prepared once. It is the

@@ -13,7 +13,6 @@ import signal
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,36 +61,36 @@ async def _serve(
     config: Config, host: str, port: int, *, extra: Sequence[tuple[ASGIApp, int]] = ()
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully; `extra` are more (app, port) pairs."""
-    from status.web.rsgi import PublicRSGI, lifespan
+    from status.web.http_server import http_server
 
-    async with wired_app(config, os.environ) as app, AsyncExitStack() as lifespans:
-        # RSGI has no lifespan: each app's runs here, before serving starts and after it stops.
-        servers = []
-        for each, each_port in [(app, port), *extra]:
-            state = await lifespans.enter_async_context(lifespan(each))
-            servers.append(_http_server(PublicRSGI(each, state), host, each_port))
+    limit = _connection_limit()
+    async with wired_app(config, os.environ) as app:
+        servers = [http_server(each, host, p, limit) for each, p in [(app, port), *extra]]
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
             for server in servers:
                 server.stop()
 
-        # The embedded server leaves signals to its owner: a supervisor's SIGTERM is a clean stop.
+        async def run(server: Any) -> None:
+            try:
+                await server.serve()
+            finally:
+                stop()  # one server down (stopped or failed to start) takes the others along
+            if not server.started:
+                raise SystemExit("the server did not start (see the log above)")
+
+        # The servers leave signals to their owner: a supervisor's SIGTERM is a clean stop.
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop)
         log.info("serving %s on http://%s:%d", config.site.name, host, port)
         try:
-            await asyncio.gather(*(server.serve() for server in servers))
+            await asyncio.gather(*(run(server) for server in servers))
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
 
-# A rush is thousands of phones at once, most holding an idle keep-alive connection. granian
-# serves at most `backpressure` connections (default backlog // workers = 128) and leaves the
-# rest in the kernel's accept queue and then in SYN retries: of 2,000 connections only 257 got
-# through (bench/public.py). 4096 is the kernel's default somaxconn.
-BACKLOG = 4096
 MAX_CONNECTIONS = 10_000
 
 
@@ -111,48 +110,6 @@ def _connection_limit() -> int:
         return MAX_CONNECTIONS
     # Room for the database, logs and outbound clients beside the connections.
     return max(128, min(MAX_CONNECTIONS, soft - 256))
-
-
-def _granian_logging() -> dict[str, Any]:
-    """Merged over granian's default (granian.log.LOGGING_CONFIG) key by key, and then edited by
-    granian (a fresh dict each time): no handlers of its own, and its `_granian` logger
-    propagates to the root logger that _configure_logging set up."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "handlers": {},
-        "loggers": {"_granian": {"handlers": [], "propagate": True}},
-    }
-
-
-def _http_server(app: Any, host: str, port: int) -> Any:
-    """granian's embedded HTTP/1.1 server on this event loop, serving an RSGI app.
-
-    Chosen over uvicorn by measurement (bench/summary.py, bench/public.py): on one core it
-    serves the rush path at 0.48-0.50 of nginx's requests/s where uvicorn reached about 0.2;
-    its native RSGI interface instead of ASGI took it from 54-59k to 75-76k requests/s.
-    """
-    from granian.constants import HTTPModes, Interfaces, TaskImpl
-    from granian.server.embed import Server
-
-    return Server(
-        app,
-        address=host,
-        port=port,
-        interface=Interfaces.RSGI,
-        # Requests stepped by granian's Rust task rather than an asyncio.Task: +10% requests/s
-        # and a p99 of 2 ms instead of 20 ms on the rush path (bench/public.py). Python < 3.12
-        # only; granian falls back to asyncio tasks on newer versions.
-        task_impl=TaskImpl.rust,
-        http=HTTPModes.http1,
-        websockets=False,
-        backlog=BACKLOG,
-        backpressure=_connection_limit(),
-        log_access=False,
-        # granian's own lines ("Starting granian", "Stopping…") go to stdout by default; hand
-        # them to our logging (stderr), so stdout stays for results a script captures.
-        log_dictconfig=_granian_logging(),
-    )
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

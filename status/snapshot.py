@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
+from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy import func, select
@@ -36,21 +37,28 @@ PUBLIC_CACHE = "public, max-age=5, stale-while-revalidate=30, stale-if-error=864
 
 
 Headers = list[tuple[bytes, bytes]]
+STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii")
+    for status in HTTPStatus
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One complete answer, built once: the headers in the form each server interface takes
-    (ASGI: bytes pairs; granian's RSGI: str pairs), so no request converts them."""
+    """One complete answer, built once: ASGI's header pairs for the ASGI path, and the bytes
+    on the wire for status.web.http_server, which writes `wire_status`, its per-second Date
+    line and `wire_rest` (the other header lines, the blank line and the body)."""
 
     status: int
     headers: Headers
     body: bytes
-    str_headers: list[tuple[str, str]] = field(init=False)
+    wire_status: bytes = field(init=False)
+    wire_rest: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
-        object.__setattr__(self, "str_headers", pairs)
+        rest = [name + b": " + value + b"\r\n" for name, value in self.headers]
+        object.__setattr__(self, "wire_status", STATUS_LINES[self.status])
+        object.__setattr__(self, "wire_rest", b"".join([*rest, b"\r\n", self.body]))
 
 
 @dataclass(frozen=True, slots=True)

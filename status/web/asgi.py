@@ -1,9 +1,9 @@
 """wired_app(config) → the whole app wired for serving; app_from_env() for servers that import a factory.
 
 `wired_app` is the one place a running instance is wired; `siaran serve` and `siaran demo`
-hand what it yields to granian's embedded server (status/cli.py). A server started by its
-own CLI instead imports a factory and calls it with no arguments, so the config path comes
-from the environment (bench/summary.py measures this as `granian-cli`):
+hand what it yields to uvicorn on their own loop (status/web/http_server.py). A server
+started by its own CLI instead imports a factory and calls it with no arguments, so the
+config path comes from the environment (bench/summary.py measures this as `granian-cli`):
 
     SIARAN_CONFIG=siaran.toml granian --interface asgi --factory --workers 1 \
         --loop uvloop --http 1 --no-ws status.web.asgi:app_from_env

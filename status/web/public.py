@@ -54,7 +54,7 @@ _METHOD_NOT_ALLOWED = Reply(
 
 
 # The request headers a snapshot answer depends on.
-_NEGOTIATED = frozenset(
+NEGOTIATED = frozenset(
     (b"accept-encoding", b"accept-language", b"if-none-match", b"if-modified-since")
 )
 
@@ -125,7 +125,7 @@ def answer(
 ) -> Reply | None:
     """The answer to a request for a snapshot path; None when the snapshot has no such path.
 
-    The one decision behind both server fronts (ASGI `PublicFiles`, RSGI status.web.rsgi):
+    The one decision behind both paths (ASGI `PublicFiles`, status.web.http_server's protocol):
     GET/HEAD get the body, a 304 or the gzip body; OPTIONS the CORS preflight; others 405.
     `header(name)` is a request header's value (lower-case name) or None; asked only for
     the headers this request's answer depends on, since each ask costs on the rush path.
@@ -185,7 +185,7 @@ class PublicFiles:
             return None
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
-            if name in _NEGOTIATED:
+            if name in NEGOTIATED:
                 headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         return answer(
             self.snapshot,

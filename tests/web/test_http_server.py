@@ -1,14 +1,15 @@
-"""`siaran serve` answers over granian's RSGI interface exactly as the ASGI app does.
+"""`siaran serve`'s HTTP server answers exactly as the ASGI app does.
 
-A real embedded granian server (status/cli.py `_http_server`) serves `PublicRSGI` around
-the app; every request goes both to it over TCP and to the same app through
-httpx.ASGITransport, and the answers must match: snapshot reads from memory and everything
-bridged to Starlette (staff API, console, errors).
+A real server (status.web.http_server, as status/cli.py starts it) serves the app, answering
+snapshot reads inside its protocol; every request goes both to it over TCP and to the same
+app through httpx.ASGITransport, and the answers must match: snapshot reads from memory and
+everything else through Starlette (staff API, console, errors).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,11 @@ import httpx
 import pytest
 
 from status import tokens
-from status.cli import _http_server
 from status.services import Services
 from status.web.app import create_app
 from status.web.bodies import MAX_BODY_BYTES
-from status.web.rsgi import PublicRSGI, lifespan
-from tests.conftest import free_port, wait_for_port
+from status.web.http_server import BACKLOG, Acceptor, http_server
+from tests.conftest import eventually, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
 
@@ -39,16 +39,16 @@ INCIDENT = {
 
 @dataclass
 class Pair:
-    """The same app over RSGI (a real server) and over ASGI (in process)."""
+    """The same app over TCP (a real server) and over ASGI (in process)."""
 
-    rsgi: httpx.AsyncClient
+    served: httpx.AsyncClient
     asgi: httpx.AsyncClient
     token: str
     etags: dict[str, str] = field(default_factory=dict)
 
     async def both(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, ...]:
         return (
-            await self.rsgi.request(method, url, **kwargs),
+            await self.served.request(method, url, **kwargs),
             await self.asgi.request(method, url, **kwargs),
         )
 
@@ -60,22 +60,21 @@ async def pair(services: Services) -> AsyncIterator[Pair]:
         services.engine, "ops admin", ("admin",), services.clock.now()
     )
     port = free_port()
-    async with lifespan(app) as state:
-        server = _http_server(PublicRSGI(app, state), "127.0.0.1", port)
-        serving = asyncio.create_task(server.serve())
-        try:
-            await wait_for_port(port)
-            async with (
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as rsgi,
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
-                    base_url=f"http://127.0.0.1:{port}",
-                ) as asgi,
-            ):
-                yield Pair(rsgi, asgi, token)
-        finally:
-            server.stop()
-            await serving
+    server = http_server(app, "127.0.0.1", port, connection_limit=None)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await wait_for_port(port)
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as served,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
+                base_url=f"http://127.0.0.1:{port}",
+            ) as asgi,
+        ):
+            yield Pair(served, asgi, token)
+    finally:
+        server.stop()
+        await serving
 
 
 def _comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
@@ -113,33 +112,33 @@ def _requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize(("method", "url", "kwargs"), list(_requests()))
-async def test_rsgi_answers_as_the_asgi_app_does(
+async def test_server_answers_as_the_asgi_app_does(
     pair: Pair, method: str, url: str, kwargs: dict[str, Any]
 ) -> None:
-    over_rsgi, over_asgi = await pair.both(method, url, **kwargs)
-    assert _comparable(over_rsgi) == _comparable(over_asgi)
+    over_tcp, over_asgi = await pair.both(method, url, **kwargs)
+    assert _comparable(over_tcp) == _comparable(over_asgi)
 
 
 async def test_revalidation_with_the_served_etag_is_a_304(pair: Pair) -> None:
-    first = await pair.rsgi.get(SUMMARY, headers=GZIP)
+    first = await pair.served.get(SUMMARY, headers=GZIP)
     again = {"if-none-match": f'W/{first.headers["etag"]}, "other"', **GZIP}
-    over_rsgi, over_asgi = await pair.both("GET", SUMMARY, headers=again)
-    assert over_rsgi.status_code == 304
-    assert over_rsgi.content == b""
-    assert _comparable(over_rsgi) == _comparable(over_asgi)
+    over_tcp, over_asgi = await pair.both("GET", SUMMARY, headers=again)
+    assert over_tcp.status_code == 304
+    assert over_tcp.content == b""
+    assert _comparable(over_tcp) == _comparable(over_asgi)
 
 
-async def test_staff_report_through_the_bridge_is_published(pair: Pair) -> None:
+async def test_staff_report_through_the_server_is_published(pair: Pair) -> None:
     auth = {"authorization": f"Bearer {pair.token}"}
-    created = await pair.rsgi.post("/api/v1/incidents", json=INCIDENT, headers=auth)
+    created = await pair.served.post("/api/v1/incidents", json=INCIDENT, headers=auth)
     assert created.status_code == 201, created.text
     assert created.json()["name"] == INCIDENT["name"]
-    summary = (await pair.rsgi.get(SUMMARY)).json()
+    summary = (await pair.served.get(SUMMARY)).json()
     assert [i["id"] for i in summary["incidents"]] == [created.json()["id"]]
     # The same request without a token is refused the same way by both.
-    over_rsgi, over_asgi = await pair.both("POST", "/api/v1/incidents", json=INCIDENT)
-    assert over_rsgi.status_code == 401
-    assert _comparable(over_rsgi) == _comparable(over_asgi)
+    over_tcp, over_asgi = await pair.both("POST", "/api/v1/incidents", json=INCIDENT)
+    assert over_tcp.status_code == 401
+    assert _comparable(over_tcp) == _comparable(over_asgi)
 
 
 async def test_too_large_body_is_a_413_declared_or_streamed(pair: Pair) -> None:
@@ -151,7 +150,36 @@ async def test_too_large_body_is_a_413_declared_or_streamed(pair: Pair) -> None:
             yield big[start : start + 8192]
 
     declared = await pair.both("POST", "/api/v1/incidents", content=big, headers=auth)
-    streamed = await pair.rsgi.post("/api/v1/incidents", content=chunks(), headers=auth)
+    streamed = await pair.served.post("/api/v1/incidents", content=chunks(), headers=auth)
     assert declared[0].status_code == streamed.status_code == 413
     assert _comparable(declared[0]) == _comparable(declared[1])
     assert streamed.json()["error"]["code"] == "too_large"
+
+
+async def test_one_turn_accepts_every_waiting_connection() -> None:
+    """A crowd that connected while the loop was busy is let in at once, not one per turn
+    (uvloop's own server takes one per readiness event; under load that left phones waiting
+    seconds in the accept queue)."""
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=BACKLOG)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    made: list[asyncio.Transport] = []
+
+    class Counting(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(transport)  # type: ignore[arg-type]
+
+    crowd = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+    acceptor = Acceptor(loop, listener, Counting)
+    try:
+        acceptor._accept()  # the one readiness event the loop would hand it
+        await eventually(lambda: len(made) == len(crowd))
+        assert len(made) == 300
+    finally:
+        for transport in made:
+            transport.close()
+        for phone in crowd:
+            phone.close()
+        acceptor.close()
+        await acceptor.wait_closed()
