@@ -73,9 +73,18 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @asynccontextmanager
 async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read transaction, so a multi-query snapshot sees one consistent state."""
-    async with engine.connect() as conn, conn.begin():
-        yield conn
+    """A read transaction, so a multi-query snapshot sees one consistent state.
+
+    PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot, so a change
+    committed between two queries would show in one and not the other: REPEATABLE READ makes
+    the whole transaction one snapshot (a read-only one never fails to serialize). SQLite's
+    read transaction is one snapshot already (WAL).
+    """
+    async with engine.connect() as conn:
+        if not is_sqlite(engine):
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield conn
 
 
 async def migrate(engine: AsyncEngine) -> None:
