@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcasters._base import DeliveryError
 from broadcasters._telegram_board import next_change, render_board
 from status import db, outbox, store
+from status.event_cursor import EventCursor
 from status.model import Event
 from status.schema import events, receipts, targets
 
@@ -64,7 +65,7 @@ class BoardKeeper:
         self.every, self.poll_every = every, poll_every
         self.instance_id = instance_id or f"board-{secrets.token_hex(4)}"
         self.lease_id = f"{channel.target}#board"
-        self._after: int | None = None  # the newest event already looked at
+        self._events: EventCursor | None = None  # the events already looked at
         self._dirty = (
             True  # a fresh keeper renders once: the state may have moved while it was down
         )
@@ -131,24 +132,27 @@ class BoardKeeper:
         """Mark the board dirty when an event since the last pass touches what it follows."""
         filters, regions = self.channel.config.components, self.channel.deps.regions
         async with db.read(self.engine) as conn:
-            if self._after is None:
-                self._after = await outbox.latest_id(conn)
+            if self._events is None:
+                self._events = EventCursor(await outbox.latest_id(conn))
                 return
             rows = list(
                 await conn.execute(
                     select(events.c.id, events.c.kind, events.c.incident_id, events.c.component_ids)
-                    .where(events.c.id > self._after)
+                    .where(events.c.id > self._events.floor)
                     .order_by(events.c.id)
                     .limit(1000)
                 )
             )
+        unseen = set(self._events.unseen(row.id for row in rows))
         for row in rows:
+            if row.id not in unseen:
+                continue
             event = Event(
                 row.id, row.kind, self.clock.now(), row.incident_id, tuple(row.component_ids), {}
             )
             if event.touches(filters, regions):
                 self._dirty = True
-            self._after = row.id
+        self._events.see(unseen, self.clock.now())
 
     async def _take_lease(self, now: datetime) -> bool:
         """Hold the board lease (one keeper per channel across instances); reload what another

@@ -53,5 +53,11 @@ async def follow(engine: AsyncEngine, after_id: int, *, limit: int = 500) -> lis
         return [as_event(r) for r in rows]
 
 
+async def ids_after(conn: AsyncConnection, floor: int) -> list[int]:
+    """Every event id above `floor` now visible (see status.event_cursor)."""
+    rows = await conn.execute(select(events.c.id).where(events.c.id > floor).order_by(events.c.id))
+    return [int(i) for i in rows.scalars()]
+
+
 async def latest_id(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())

@@ -19,14 +19,13 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from status import db, store
+from status import db, outbox, store
 from status.clock import Clock
 from status.config import Config
+from status.event_cursor import EventCursor
 from status.model import State
-from status.schema import events
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +164,7 @@ class Snapshot:
         self._files: dict[str, Rendering] = {}
         self._lock = asyncio.Lock()
         self._built_event = -1
+        self._cursor: EventCursor | None = None  # None until the first build
         self._state: State | None = None
         self._next_time_change: datetime | None = None
 
@@ -183,15 +183,21 @@ class Snapshot:
     def get(self, path: str) -> Rendering | None:
         return self._files.get(path)
 
-    async def refresh(self, *, at_least: int = 0, force: bool = False) -> None:
-        """Rebuild unless what is built already covers event `at_least`."""
+    async def refresh(self, *, including: int | None = None, force: bool = False) -> None:
+        """Rebuild unless what is built already includes event `including` (any build will do
+        when it is None); `force` rebuilds regardless."""
         async with self._lock:
-            if not force and self._built_event >= at_least and self._built_event >= 0:
+            built = self._cursor
+            if not force and built is not None and (including is None or built.covers(including)):
                 return
             now = self._clock.now()
             async with db.read(self._engine) as conn:
+                if self._cursor is None:
+                    self._cursor = EventCursor(await outbox.latest_id(conn))
+                ids = await outbox.ids_after(conn, self._cursor.floor)
                 state = await store.load_state(conn, now)
             self._install(state, now)
+            self._cursor.see(ids, now)
 
     def _install(self, state: State, now: datetime) -> None:
         files: dict[str, Rendering] = {}
@@ -220,7 +226,12 @@ class Snapshot:
 
     async def on_commit(self, event_id: int) -> None:
         """Core listener: rebuild now, so a writer's next read shows its change."""
-        await self.refresh(at_least=event_id)
+        await self.refresh(including=event_id)
+
+    @property
+    def waiting_for(self) -> list[int]:
+        """Event ids below a built one that have not committed yet (see status.event_cursor)."""
+        return self._cursor.waiting_for if self._cursor is not None else []
 
     async def run(self) -> None:
         """Follow other instances' events and the clock; runs until cancelled."""
@@ -230,17 +241,17 @@ class Snapshot:
                 wake = min(wake, self._next_time_change)
             await self._clock.sleep_until(wake)
             try:
-                async with db.read(self._engine) as conn:
-                    newest = int(
-                        (
-                            await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))
-                        ).scalar_one()
-                    )
+                unseen: list[int] = []
+                if self._cursor is not None:
+                    async with db.read(self._engine) as conn:
+                        ids = await outbox.ids_after(conn, self._cursor.floor)
+                    unseen = self._cursor.unseen(ids)
+                    self._cursor.advance(self._clock.now())  # give up on long-missing ids
                 due = (
                     self._next_time_change is not None
                     and self._clock.now() >= self._next_time_change
                 )
-                if newest > self._built_event or due:
-                    await self.refresh(at_least=newest, force=due)
+                if unseen or due or self._cursor is None:
+                    await self.refresh(force=True)
             except Exception:  # the loop must outlive a database hiccup; the next poll retries
                 log.exception("snapshot refresh failed; serving the previous renderings")
