@@ -1,4 +1,5 @@
-"""append(event) inside core's transaction; follow(after_id) for readers; lease/ack arrive with the dispatcher."""
+"""append(event) inside core's transaction; ids_after(floor) for readers that follow the log
+(with status.event_cursor, since ids can commit out of order); follow(after_id) reads a range."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def as_event(row: Any) -> Event:
 
 
 async def follow(engine: AsyncEngine, after_id: int, *, limit: int = 500) -> list[Event]:
-    """Events with id > after_id, oldest first."""
+    """Events with id > after_id committed now, oldest first (a read, not a cursor: a lower id
+    may still commit later, see status.event_cursor)."""
     async with db.read(engine) as conn:
         rows = await conn.execute(
             select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
