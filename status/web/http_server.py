@@ -228,6 +228,7 @@ class Acceptor:
         self.loop, self.sock, self.protocol_factory = loop, sock, protocol_factory
         self._starting: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._short = False  # out of descriptors (or buffers) at the last attempt
 
     def start(self) -> None:
         if not self._closed:
@@ -240,10 +241,15 @@ class Acceptor:
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:  # out of descriptors or buffers: pause, as libuv would
-                log.warning("cannot accept connections for now: %s", exc)
+                if not self._short:  # once per shortage, not ten lines a second
+                    log.warning("cannot accept connections for now: %s", exc)
+                    self._short = True
                 self.loop.remove_reader(self.sock.fileno())
                 self.loop.call_later(ACCEPT_PAUSE_SECONDS, self.start)
                 return
+            if self._short:
+                log.warning("accepting connections again")
+                self._short = False
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self.loop.create_task(self._connect(conn))
