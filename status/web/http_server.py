@@ -47,15 +47,20 @@ class Answers:
 
     A crowd sends a handful of distinct requests (a path, a method and the few headers an
     answer depends on), so after the first of each, a request costs one dict lookup instead of
-    status.web.public.answer's negotiation. Only found paths are kept, at most MAX entries.
+    status.web.public.answer's negotiation. Only found paths are kept, at most MAX entries of
+    at most MAX_KEY_BYTES of request each.
     """
 
     MAX = 4096
+    MAX_KEY_BYTES = 1024  # so at most a few MB of remembered keys, whatever clients send
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._files: object = None
         self._replies: dict[Hashable, Reply] = {}
+
+    def __len__(self) -> int:
+        return len(self._replies)
 
     def get(self, key: Hashable) -> Reply | None:
         if self.snapshot.files is not self._files:  # rebuilt: every remembered reply is stale
@@ -79,7 +84,8 @@ class Answers:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
         reply = answer(self.snapshot, method.decode("ascii"), path, query, headers.get)
-        if reply is not None:
+        size = len(url) + sum(len(value) for _name, value in negotiated)
+        if reply is not None and size <= self.MAX_KEY_BYTES:  # odd, huge requests: not kept
             if len(self._replies) >= self.MAX:
                 self._replies = {}
             self._replies[key] = reply

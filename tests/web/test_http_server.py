@@ -21,7 +21,7 @@ from status import tokens
 from status.services import Services
 from status.web.app import create_app
 from status.web.bodies import MAX_BODY_BYTES
-from status.web.http_server import BACKLOG, Acceptor, http_server
+from status.web.http_server import BACKLOG, Acceptor, Answers, http_server
 from tests.conftest import eventually, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
@@ -183,3 +183,23 @@ async def test_one_turn_accepts_every_waiting_connection() -> None:
             phone.close()
         acceptor.close()
         await acceptor.wait_closed()
+
+
+def test_remembered_answers_stay_bounded_whatever_clients_send(services: Services) -> None:
+    answers = Answers(services.snapshot)
+    url, method = b"/api/v2/summary.json", b"GET"
+    huge = [(b"if-none-match", b'"' + b"x" * 4000 + b'"')]
+    key = (url, method, *huge)
+    assert answers.get(key) is None  # as the protocol asks first, then decides
+    reply = answers.decide(key, url, method, huge)
+    assert reply is not None
+    assert reply.status == 200  # answered all the same
+    assert answers.get(key) is None  # but not kept
+    plain = (url, method)
+    assert answers.get(plain) is None
+    assert answers.decide(plain, url, method, []) is not None
+    assert answers.get(plain) is not None  # an ordinary request is kept
+    for n in range(Answers.MAX + 10):  # a cache-buster per request
+        busted = url + b"?v=%d" % n
+        answers.decide((busted, method), busted, method, [])
+    assert len(answers) <= Answers.MAX
