@@ -44,20 +44,20 @@ STATUS_LINES = {
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One complete answer, built once: ASGI's header pairs for the ASGI path, and the bytes
+    """One complete answer, built once: ASGI's header pairs for the ASGI path, and the same
     on the wire for status.web.http_server, which writes `wire_status`, its per-second Date
-    line and `wire_rest` (the other header lines, the blank line and the body)."""
+    line, `wire_headers` (the other header lines and the blank line) and the body."""
 
     status: int
     headers: Headers
     body: bytes
     wire_status: bytes = field(init=False)
-    wire_rest: bytes = field(init=False)
+    wire_headers: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        rest = [name + b": " + value + b"\r\n" for name, value in self.headers]
+        lines = [name + b": " + value + b"\r\n" for name, value in self.headers]
         object.__setattr__(self, "wire_status", STATUS_LINES[self.status])
-        object.__setattr__(self, "wire_rest", b"".join([*rest, b"\r\n", self.body]))
+        object.__setattr__(self, "wire_headers", b"".join([*lines, b"\r\n"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from status.snapshot import Reply, Snapshot
-from status.web.public import NEGOTIATED, PublicFiles, answer
+from status.web.public import NEGOTIATED, PublicFiles, answer, negotiated_headers
 
 # A rush is thousands of phones at once, most holding an idle keep-alive connection; the
 # kernel's default somaxconn is 4096.
@@ -79,11 +79,9 @@ class Answers:
         path = raw_path.decode("ascii")
         if self.snapshot.get(path) is None:  # most routed requests stop here
             return None
-        headers: dict[str, str] = {}
-        for name, value in negotiated:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
-        reply = answer(self.snapshot, method.decode("ascii"), path, query, headers.get)
+        headers = negotiated_headers(negotiated).get
+        reply = answer(self.snapshot, method.decode("ascii"), path, query, headers)
         size = len(url) + sum(len(value) for _name, value in negotiated)
         if reply is not None and size <= self.MAX_KEY_BYTES:  # odd, huge requests: not kept
             if len(self._replies) >= self.MAX:
@@ -154,7 +152,7 @@ class SnapshotProtocol(HttpToolsProtocol):
         date = _date_lines(self.server_state.default_headers)
         if not keep_alive:
             date += b"connection: close\r\n"
-        self.transport.write(b"".join((reply.wire_status, date, reply.wire_rest)))
+        self.transport.write(b"".join((reply.wire_status, date, reply.wire_headers, reply.body)))
         self.server_state.total_requests += 1
         if not keep_alive:
             self.transport.close()

@@ -8,7 +8,7 @@ rush-hour path); everything else passes through.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
@@ -57,6 +57,15 @@ _METHOD_NOT_ALLOWED = Reply(
 NEGOTIATED = frozenset(
     (b"accept-encoding", b"accept-language", b"if-none-match", b"if-modified-since")
 )
+
+
+def negotiated_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers `answer` asks for (lower-case names; the first of each wins)."""
+    found: dict[str, str] = {}
+    for name, value in headers:
+        if name in NEGOTIATED:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -183,16 +192,12 @@ class PublicFiles:
     def _answer(self, scope: Scope) -> Reply | None:
         if self.snapshot.get(scope["path"]) is None:  # most routed requests stop here
             return None
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name in NEGOTIATED:
-                headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         return answer(
             self.snapshot,
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
-            headers.get,
+            negotiated_headers(scope["headers"]).get,
         )
 
 
