@@ -17,24 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from status import tokens
 from status.services import Services
-from status.web.app import create_app
 from status.web.bodies import MAX_BODY_BYTES
-from status.web.http_server import BACKLOG, Acceptor, Answers, http_server
-from tests.conftest import eventually, free_port, wait_for_port
+from status.web.http_server import BACKLOG, Acceptor, Answers
+from tests.conftest import eventually
+from tests.web.served import INCIDENT, served
 
 pytestmark = pytest.mark.anyio
 
 # Headers the servers set on their own (date, server, connection: close after an unread body).
 SERVER_OWN = {"date", "server", "connection"}
-INCIDENT = {
-    "name": "Antrean KCU Medan <b>&\"'",
-    "status": "investigating",
-    "impact": "major",
-    "body": "Nomor antrean tidak bergerak sejak 08.00 WIB.",
-    "components": {"kcu-medan": "partial_outage"},
-}
 
 
 @dataclass
@@ -55,26 +47,15 @@ class Pair:
 
 @pytest.fixture
 async def pair(services: Services) -> AsyncIterator[Pair]:
-    app = create_app(services, background=False)
-    _info, token = await tokens.create_token(
-        services.engine, "ops admin", ("admin",), services.clock.now()
-    )
-    port = free_port()
-    server = http_server(app, "127.0.0.1", port, connection_limit=None)
-    serving = asyncio.create_task(server.serve())
-    try:
-        await wait_for_port(port)
-        async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as served,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
-                base_url=f"http://127.0.0.1:{port}",
-            ) as asgi,
-        ):
-            yield Pair(served, asgi, token)
-    finally:
-        server.stop()
-        await serving
+    async with (
+        served(services) as running,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as over_tcp,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=running.app, client=("127.0.0.1", 50000)),
+            base_url=f"http://127.0.0.1:{running.port}",
+        ) as asgi,
+    ):
+        yield Pair(over_tcp, asgi, running.token)
 
 
 def _comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:

@@ -25,11 +25,10 @@ from typing import Any
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from status import tokens
 from status.services import Services
-from status.web.app import create_app
-from status.web.http_server import EmbeddedServer, http_server
-from tests.conftest import eventually, free_port, wait_for_port
+from status.web.http_server import EmbeddedServer
+from tests.conftest import eventually
+from tests.web.served import INCIDENT, served
 
 pytestmark = pytest.mark.anyio
 
@@ -37,13 +36,6 @@ SUMMARY = "/api/v2/summary.json"
 ATOM = "/history.atom"
 # Not a snapshot path: the staff API (token required) looks it up and answers a JSON 404.
 MISSING = "/api/v1/incidents/999999"
-INCIDENT = {
-    "name": "Antrean KCU Medan <b>&\"'",
-    "status": "investigating",
-    "impact": "major",
-    "body": "Nomor antrean tidak bergerak sejak 08.00 WIB.",
-    "components": {"kcu-medan": "partial_outage"},
-}
 # How long a read may take before the test fails instead of hanging.
 READ_TIMEOUT = 5.0
 # The keep-alive timeout of the `brief_site` server, short enough to watch it expire.
@@ -195,22 +187,13 @@ class Site:
 
 @asynccontextmanager
 async def serving(services: Services, keep_alive: float) -> AsyncIterator[Site]:
-    app = create_app(services, background=False)
-    _info, token = await tokens.create_token(
-        services.engine, "ops admin", ("admin",), services.clock.now()
-    )
-    port = free_port()
-    server = http_server(app, "127.0.0.1", port, connection_limit=None, keep_alive=keep_alive)
-    serve = asyncio.create_task(server.serve())
-    site = Site(server, port, token)
-    try:
-        await wait_for_port(port)
-        yield site
-    finally:
-        for client in site.clients:
-            await client.close()
-        server.stop()
-        await serve
+    async with served(services, keep_alive) as running:
+        site = Site(running.server, running.port, running.token)
+        try:
+            yield site
+        finally:
+            for client in site.clients:
+                await client.close()
 
 
 @pytest.fixture
